@@ -1,0 +1,45 @@
+"""Settings of the API service, read once from ``SMARTOFFICE_*`` environment variables."""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "regency.yaml"
+
+
+class ApiSettings(BaseSettings):
+    """Every option of the API service, with its default and unit."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTOFFICE_", extra="ignore")
+
+    api_host: str = Field("127.0.0.1", description="Address the HTTP server binds to")
+    api_port: int = Field(8000, ge=1, le=65535, description="HTTP port")
+
+    mqtt_host: str = Field("127.0.0.1", description="Broker host name or address, for the health check")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
+
+    influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
+    influx_db: str = Field("smartoffice", description="InfluxDB database")
+    influx_username: str | None = Field(None, description="InfluxDB user name; no authentication when unset")
+    influx_password: SecretStr | None = Field(None, description="InfluxDB password")
+    influx_timeout_s: float = Field(10.0, gt=0, description="Timeout of one query, s")
+
+    timezone: str = Field("Asia/Jakarta", description="IANA zone for day, week and month boundaries (WIB)")
+    catalogue_file: Path = Field(DEFAULT_CATALOGUE, description="YAML catalogue of OPDs, rooms, nodes and devices")
+    latest_lookback_days: int = Field(
+        30, ge=1, le=3650, description="How far back a 'latest reading' query looks, days"
+    )
+    max_series_points: int = Field(10_000, ge=10, description="Most buckets one time-series request may return")
+
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"SMARTOFFICE_TIMEZONE={value!r} is not an IANA time zone, e.g. Asia/Jakarta") from None
+        return value
