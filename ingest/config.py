@@ -42,6 +42,7 @@ class IngestSettings(BaseSettings):
     flush_interval_s: float = Field(0.2, gt=0, le=60, description="Longest time a point waits for its batch, s")
     write_retry_max_s: float = Field(30.0, gt=0, description="Longest pause between write retries, s")
 
+    metrics_host: str = Field("127.0.0.1", description="Address of the /metrics endpoint")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the /metrics endpoint; 0 turns it off")
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR")
 

@@ -1,0 +1,108 @@
+"""Read-only InfluxQL client for the v1 ``/query`` endpoint.
+
+Statements are built by the API from validated ids and numbers only; ``quote_ident`` and
+``quote_string`` escape what goes inside quotes all the same.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from pydantic import SecretStr
+
+from .errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+class QueryFailed(Exception):
+    """Raised when InfluxDB answers a statement with an error; it is a bug in the API."""
+
+
+@dataclass(slots=True)
+class Series:
+    """One series of an InfluxQL answer: rows as dictionaries, with the GROUP BY tags."""
+
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier (measurement, tag or field key)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    """Quote a string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxReader:
+    """Runs InfluxQL statements against one database, with times as epoch milliseconds."""
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str | None = None,
+        password: SecretStr | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        auth = (username, password.get_secret_value() if password else "") if username else None
+        self._client = httpx.AsyncClient(base_url=self.url, auth=auth, timeout=timeout_s)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def ping(self) -> None:
+        """Check that InfluxDB answers ``/ping``.
+
+        Raises:
+            Unavailable: no answer, or not 204.
+        """
+        try:
+            response = await self._client.get("/ping", timeout=3.0)
+        except httpx.HTTPError as exc:
+            raise Unavailable("influx_unavailable", f"ping of {self.url} failed: {exc!r}") from None
+        if response.status_code != 204:
+            raise Unavailable("influx_unavailable", f"ping of {self.url} answered HTTP {response.status_code}")
+
+    async def query(self, statements: str) -> list[list[Series]]:
+        """Run one or more ``;``-separated statements; return the series of each statement.
+
+        A missing database or measurement yields empty results, not an error.
+
+        Raises:
+            Unavailable: InfluxDB cannot be reached or answered 5xx.
+            QueryFailed: InfluxDB rejected a statement.
+        """
+        try:
+            response = await self._client.post(
+                "/query", data={"db": self.database, "q": statements, "epoch": "ms"}
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable("influx_unavailable", f"query to {self.url} failed: {exc!r}") from None
+
+        if response.status_code >= 500:
+            raise Unavailable("influx_unavailable", f"InfluxDB answered HTTP {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        if response.status_code != 200 or "error" in body:
+            raise QueryFailed(f"InfluxDB rejected {statements[:300]!r}: {body.get('error')}")
+
+        answers = []
+        for result in body.get("results", []):
+            error = result.get("error")
+            if error and "database not found" not in error:
+                raise QueryFailed(f"InfluxDB rejected {statements[:300]!r}: {error}")
+            answers.append([_series(raw) for raw in result.get("series", [])])
+        return answers
+
+
+def _series(raw: dict) -> Series:
+    columns = raw["columns"]
+    rows = [dict(zip(columns, values)) for values in raw.get("values", [])]
+    return Series(name=raw["name"], tags=raw.get("tags", {}), rows=rows)

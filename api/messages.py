@@ -1,0 +1,68 @@
+"""User-facing API messages in Bahasa Indonesia (default) and English.
+
+The language is chosen per request: ``?lang=en`` or ``?lang=id`` first, then the first
+supported language in ``Accept-Language``, else Indonesian.
+"""
+
+from fastapi import Request
+
+DEFAULT_LANGUAGE = "id"
+LANGUAGES = ("id", "en")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "invalid_parameter": {
+        "id": "Parameter '{name}' tidak valid: {problem}",
+        "en": "Parameter '{name}' is invalid: {problem}",
+    },
+    "missing_parameter": {
+        "id": "Parameter '{name}' wajib diisi.",
+        "en": "Parameter '{name}' is required.",
+    },
+    "opd_not_found": {
+        "id": "OPD '{opd}' tidak ditemukan. Lihat daftar OPD di /api/v1/opds.",
+        "en": "OPD '{opd}' not found. See the list of OPDs at /api/v1/opds.",
+    },
+    "unknown_field": {
+        "id": "Field '{field}' tidak ada pada stream '{stream}'. Pilihan: {choices}.",
+        "en": "Field '{field}' does not exist in stream '{stream}'. Choices: {choices}.",
+    },
+    "field_not_numeric": {
+        "id": "Field '{field}' bukan angka, sehingga tidak dapat diagregasi dengan '{agg}'. Gunakan agg=count atau agg=last.",
+        "en": "Field '{field}' is not numeric, so it cannot be aggregated with '{agg}'. Use agg=count or agg=last.",
+    },
+    "range_order": {
+        "id": "Parameter 'start' ({start}) harus lebih awal dari 'end' ({end}).",
+        "en": "Parameter 'start' ({start}) must be earlier than 'end' ({end}).",
+    },
+    "too_many_buckets": {
+        "id": "Rentang waktu dengan window '{window}' menghasilkan {count} titik, maksimum {limit}. Perbesar window atau persempit rentang.",
+        "en": "The time range with window '{window}' gives {count} buckets, at most {limit} are allowed. Use a larger window or a shorter range.",
+    },
+    "influx_unavailable": {
+        "id": "Basis data time-series (InfluxDB) tidak dapat dihubungi. Coba lagi sebentar lagi.",
+        "en": "The time-series database (InfluxDB) cannot be reached. Try again shortly.",
+    },
+    "not_found": {
+        "id": "Alamat '{path}' tidak ditemukan. Dokumentasi API ada di /docs.",
+        "en": "Path '{path}' not found. The API documentation is at /docs.",
+    },
+}
+
+
+def request_language(request: Request) -> str:
+    """Return the language of ``request``'s messages: ``id`` or ``en``."""
+    chosen = request.query_params.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return DEFAULT_LANGUAGE
+
+
+def render(code: str, language: str, **values: object) -> str:
+    """Return message ``code`` in ``language`` with ``values`` filled in."""
+    templates = MESSAGES[code]
+    return templates.get(language, templates[DEFAULT_LANGUAGE]).format(**values)

@@ -1,0 +1,59 @@
+"""Attendance punches of one OPD on one local day."""
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
+from ..errors import invalid_parameter
+from ..influx import quote_ident, quote_string
+from ..schemas import AttendanceDay, AttendanceRecord
+from ..timewindows import from_epoch_ms, local_day_bounds, to_epoch_ms
+
+router = APIRouter(prefix="/api/v1/opds/{opd}", tags=["attendance"])
+
+_MAX_EVENTS = 100_000
+
+
+@router.get("/attendance", response_model=AttendanceDay)
+async def read_attendance_day(
+    context: Annotated[AppContext, Depends(get_context)],
+    opd: Annotated[str, OpdPath],
+    day: Annotated[
+        str | None, Query(alias="date", description="Local date, YYYY-MM-DD; default today in the deployment's zone")
+    ] = None,
+) -> AttendanceDay:
+    """Return every punch of the OPD from local midnight to the next, oldest first."""
+    await ensure_known_opd(context, opd)
+    if day is None:
+        local_date = datetime.now(context.zone).date()
+    else:
+        try:
+            local_date = date.fromisoformat(day)
+        except ValueError:
+            raise invalid_parameter("date", f"{day!r} is not a date in the form YYYY-MM-DD") from None
+
+    start, end = local_day_bounds(local_date, context.zone)
+    statement = (
+        f"SELECT * FROM {quote_ident('attendance')} WHERE {quote_ident('opd')} = {quote_string(opd)} "
+        f"AND time >= {to_epoch_ms(start)}ms AND time < {to_epoch_ms(end)}ms ORDER BY time ASC LIMIT {_MAX_EVENTS}"
+    )
+    answers = await context.reader.query(statement)
+
+    events = [
+        AttendanceRecord(
+            ts=row["time"],
+            time=from_epoch_ms(row["time"], context.zone),
+            node=row["node"],
+            device=row["device"],
+            employee_id=row["employee_id"],
+            punch=row.get("punch") or "unknown",
+            verify=row.get("verify") or "other",
+        )
+        for series in answers[0]
+        for row in series.rows
+    ]
+    return AttendanceDay(
+        opd=opd, date=local_date, timezone=context.settings.timezone, start=start, end=end, events=events
+    )

@@ -1,0 +1,117 @@
+"""Map validated contract messages to InfluxDB points.
+
+Measurements, tags and field types follow ``contract.storage``: tags are the ids with bounded
+cardinality (``opd`` and ``node`` from the topic; ``device``, ``room``, ``circuit``, ``punch``,
+``verify`` from the payload), and each field's type comes from the contract model, never from
+the JSON value, so a device that sends ``800`` and then ``800.5`` writes two floats.
+
+Point time: the message's ``ts`` in milliseconds plus a sub-millisecond offset of 0 to
+999,999 ns taken from a CRC-32 of the point's series and fields. A redelivered message yields
+the same point (same series, same time), so it overwrites itself; two different events of one
+device in the same millisecond (two punches, two readings) get different times and both stay.
+Two different events collide only when their CRC-32 values are equal modulo 10^6.
+"""
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from contract import MODEL_BY_STREAM, ContractModel, TopicParts
+from contract.storage import MEASUREMENT_BY_STREAM, FieldKind, stored_fields, tag_names
+
+from .line_protocol import escape_key, escape_measurement, format_float, format_string
+
+_OFFSET_MODULUS = 1_000_000
+
+
+def _format_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _format_int(value: int) -> str:
+    return f"{value}i"
+
+
+def _format_enum_string(value) -> str:
+    return format_string(value.value if isinstance(value, Enum) else value)
+
+
+_FORMATTERS: dict[FieldKind, Callable] = {
+    FieldKind.FLOAT: format_float,
+    FieldKind.INTEGER: _format_int,
+    FieldKind.BOOLEAN: _format_bool,
+    FieldKind.STRING: _format_enum_string,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamSpec:
+    measurement: str
+    tags: tuple[str, ...]
+    fields: tuple[tuple[str, str, Callable], ...]  # (attribute, escaped key, formatter)
+
+
+def _build_spec(stream: str) -> _StreamSpec:
+    fields = tuple(
+        (name, escape_key(name, "field key"), _FORMATTERS[kind]) for name, kind in stored_fields(stream).items()
+    )
+    return _StreamSpec(escape_measurement(MEASUREMENT_BY_STREAM[stream]), tag_names(MODEL_BY_STREAM[stream]), fields)
+
+
+_SPECS: dict[type[ContractModel], _StreamSpec] = {
+    MODEL_BY_STREAM[stream]: _build_spec(stream) for stream in MEASUREMENT_BY_STREAM
+}
+
+
+class PointEncoder:
+    """Encode contract messages as line protocol, caching the series prefix of each device.
+
+    The cache is bounded by ``max_cached_series``; it is cleared when full, which costs only
+    the time to rebuild the prefixes.
+    """
+
+    def __init__(self, max_cached_series: int = 100_000) -> None:
+        self._series_cache: dict[tuple, str] = {}
+        self._max_cached_series = max_cached_series
+
+    def encode(self, parts: TopicParts, model: ContractModel, received_ms: int) -> str:
+        """Return the line for ``model``, received on the topic ``parts`` at ``received_ms``.
+
+        Raises:
+            KeyError: the model's stream is not stored (``config``, ``config/reported``).
+            LineProtocolError: a value cannot be expressed in line protocol.
+        """
+        spec = _SPECS[type(model)]
+        series = self._series(spec, parts, model)
+
+        field_parts = []
+        for attribute, key, formatter in spec.fields:
+            value = getattr(model, attribute)
+            if value is not None:
+                field_parts.append(f"{key}={formatter(value)}")
+        field_set = ",".join(field_parts)
+
+        ts_ms = model.ts if model.ts is not None else received_ms
+        offset = zlib.crc32(f"{series} {field_set}".encode()) % _OFFSET_MODULUS
+        return f"{series} {field_set} {ts_ms * 1_000_000 + offset}"
+
+    def _series(self, spec: _StreamSpec, parts: TopicParts, model: ContractModel) -> str:
+        tag_values = tuple(getattr(model, name) for name in spec.tags)
+        cache_key = (spec.measurement, parts.opd, parts.node, tag_values)
+        series = self._series_cache.get(cache_key)
+        if series is not None:
+            return series
+
+        tags = {"opd": parts.opd, "node": parts.node}
+        for name, value in zip(spec.tags, tag_values):
+            if value is not None:
+                tags[name] = value.value if isinstance(value, Enum) else value
+        series = spec.measurement + "".join(
+            f",{escape_key(key, 'tag key')}={escape_key(tags[key], 'tag value')}" for key in sorted(tags)
+        )
+
+        if len(self._series_cache) >= self._max_cached_series:
+            self._series_cache.clear()
+        self._series_cache[cache_key] = series
+        return series

@@ -1,0 +1,323 @@
+"""The ingest service: MQTT messages in, validated points out to InfluxDB.
+
+Hot path (one event loop, no locks): a message is parsed against the contract, encoded as one
+line of line protocol and appended to the open batch together with its packet id. The batch
+is handed to the writer when it holds ``batch_size`` points or is ``flush_interval_s`` old.
+
+Delivery guarantee: paho's automatic PUBACK is switched off. A QoS 1 message is acknowledged
+only after its batch was answered by InfluxDB, so a crash at any moment leaves every
+unwritten message with the broker, which sends it again on reconnect (persistent session,
+``clean_start`` false). Redelivered messages rewrite the same points (see ``points``).
+Invalid messages are acknowledged with the batch they arrived in, so a poison message never
+loops. Backpressure is the broker's: it stops sending when ``mqtt_receive_maximum`` messages
+are unacknowledged, which also bounds this process's memory while InfluxDB is down.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from contract import TELEMETRY_STREAMS, ContractError, Stream, TopicError, parse_payload, parse_topic, shared_filter
+from contract import stream_filter
+
+from .config import IngestSettings
+from .influx_writer import InfluxUnavailable, InfluxWriter
+from .line_protocol import LineProtocolError
+from .log_limits import RateLimitedLogger
+from .metrics import IngestMetrics
+from .points import PointEncoder
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIBED_STREAMS = (*TELEMETRY_STREAMS, Stream.STATUS)
+"""Streams the service stores; ``config`` and ``config/reported`` belong to the API."""
+
+_MAX_CACHED_TOPICS = 100_000
+_RECONNECT_MAX_S = 30.0
+_DRAIN_TIMEOUT_S = 15.0
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines to write and the packet ids to acknowledge once they are written."""
+
+    connection: int
+    opened: float = field(default_factory=time.monotonic)
+    lines: list[str] = field(default_factory=list)
+    packet_ids: list[int] = field(default_factory=list)
+
+
+class IngestService:
+    """Consume the contract's streams from one broker and store them in one database."""
+
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics()
+        self._encoder = PointEncoder()
+        self._topics: dict[str, object] = {}
+        self._connection = 0
+        self._client: aiomqtt.Client | None = None
+        self._batch = Batch(connection=0)
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
+        self._stopping = asyncio.Event()
+        self._rejections = RateLimitedLogger(logger)
+        self._writer = InfluxWriter(
+            settings.influx_url,
+            settings.influx_db,
+            settings.influx_username,
+            settings.influx_password,
+            settings.influx_timeout_s,
+        )
+
+    def stop(self) -> None:
+        """Ask ``run`` to finish: stop reading, write and acknowledge what was read, disconnect."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Run until ``stop`` is called, reconnecting to the broker and retrying InfluxDB."""
+        logger.info(
+            "ingest starting: broker %s:%d as %r, InfluxDB %s database %r",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            self.settings.mqtt_client_id,
+            self.settings.influx_url,
+            self.settings.influx_db,
+        )
+        if self.settings.influx_create_db:
+            await self._create_database()
+
+        writer_task = asyncio.create_task(self._write_loop(), name="write_loop")
+        flush_task = asyncio.create_task(self._flush_loop(), name="flush_loop")
+        try:
+            await self._connection_loop()
+        finally:
+            flush_task.cancel()
+            writer_task.cancel()
+            await asyncio.gather(flush_task, writer_task, return_exceptions=True)
+            await self._writer.close()
+            logger.info(
+                "ingest stopped: %d points written, %d messages rejected",
+                self.metrics.points_written,
+                sum(self.metrics.messages_rejected.values()),
+            )
+
+    async def _create_database(self) -> None:
+        delay_s = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._writer.ensure_database()
+                return
+            except InfluxUnavailable as exc:
+                logger.warning("cannot create the database yet: %s; retrying in %.1f s", exc, delay_s)
+                await self._sleep_unless_stopping(delay_s)
+                delay_s = min(delay_s * 2, self.settings.write_retry_max_s)
+
+    async def _connection_loop(self) -> None:
+        delay_s = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._session()
+                delay_s = 1.0
+            except aiomqtt.MqttError as exc:
+                self.metrics.broker_connected = 0
+                logger.warning("broker connection lost or refused: %s; reconnecting in %.0f s", exc, delay_s)
+                await self._sleep_unless_stopping(delay_s)
+                delay_s = min(delay_s * 2, _RECONNECT_MAX_S)
+
+    async def _session(self) -> None:
+        """One broker connection: subscribe, read until stopped or disconnected."""
+        client = self._make_client()
+        # NOTE: aiomqtt 2.5 has no option for paho's manual acknowledgement (aiomqtt issue
+        # #345), so it is set on the paho client it wraps, before CONNECT: the broker may send
+        # queued messages as soon as the session resumes.
+        client._client.manual_ack_set(True)  # noqa: SLF001
+
+        async with client:
+            self._connection += 1
+            self._client = client
+            self._batch = Batch(connection=self._connection)
+            self.metrics.broker_connected = 1
+            logger.info("connected to broker %s:%d", self.settings.mqtt_host, self.settings.mqtt_port)
+
+            for stream in SUBSCRIBED_STREAMS:
+                topic_filter = shared_filter(self.settings.mqtt_share_group, stream_filter(stream))
+                await client.subscribe(topic_filter, qos=1)
+            logger.info("subscribed to %d streams in group %r", len(SUBSCRIBED_STREAMS), self.settings.mqtt_share_group)
+
+            reader = asyncio.create_task(self._read_messages(client), name="read_messages")
+            stopper = asyncio.create_task(self._stopping.wait(), name="stop_wait")
+            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if reader in done:
+                reader.result()  # raises the MqttError that ended the connection
+                return
+
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await self._drain()
+            self.metrics.broker_connected = 0
+        logger.info("disconnected from broker")
+
+    def _make_client(self) -> aiomqtt.Client:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        properties.ReceiveMaximum = self.settings.mqtt_receive_maximum
+        password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
+        return aiomqtt.Client(
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            username=self.settings.mqtt_username,
+            password=password,
+            identifier=self.settings.mqtt_client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            keepalive=self.settings.mqtt_keepalive_s,
+            properties=properties,
+            logger=logging.getLogger("ingest.mqtt"),
+        )
+
+    async def _read_messages(self, client: aiomqtt.Client) -> None:
+        batch_size = self.settings.batch_size
+        async for message in client.messages:
+            self._handle(message)
+            if len(self._batch.packet_ids) >= batch_size or len(self._batch.lines) >= batch_size:
+                await self._queue_batch()
+
+    def _handle(self, message: aiomqtt.Message) -> None:
+        """Validate and encode one message into the open batch; never raises for bad input."""
+        batch = self._batch
+        if message.qos > 0:
+            batch.packet_ids.append(message.mid)
+
+        topic = message.topic.value
+        parts = self._topics.get(topic)
+        if parts is None:
+            parts = self._parse_topic(topic)
+        if isinstance(parts, TopicError):
+            self._reject(topic, "invalid_topic", str(parts))
+            return
+
+        stream = parts.stream.value
+        self.metrics.messages_received[stream] += 1
+        if message.retain and parts.stream is Stream.STATUS:
+            # A retained status is the node's state replayed to a new subscription, not a new
+            # event; storing it would add a false transition at every ingest restart.
+            self.metrics.messages_skipped["retained_status"] += 1
+            return
+
+        try:
+            parsed = parse_payload(stream, message.payload)
+            line = self._encoder.encode(parts, parsed.model, time.time_ns() // 1_000_000)
+        except ContractError as exc:
+            self._reject(topic, exc.reason, str(exc))
+            return
+        except LineProtocolError as exc:
+            self._reject(topic, "unencodable", str(exc))
+            return
+
+        for issue in parsed.issues:
+            self.metrics.fields_dropped[issue.reason] += 1
+            self._rejections.warning(issue.reason, "field dropped on %s: %s", topic, issue.message)
+        batch.lines.append(line)
+
+    def _parse_topic(self, topic: str):
+        try:
+            parts = parse_topic(topic)
+        except TopicError as exc:
+            parts = exc
+        if len(self._topics) >= _MAX_CACHED_TOPICS:
+            self._topics.clear()
+        self._topics[topic] = parts
+        return parts
+
+    def _reject(self, topic: str, reason: str, message: str) -> None:
+        self.metrics.messages_rejected[reason] += 1
+        self._rejections.warning(reason, "message rejected on %s (%s): %s", topic, reason, message)
+
+    async def _queue_batch(self) -> None:
+        """Hand the open batch to the writer, waiting while two batches are already queued."""
+        batch = self._batch
+        self._batch = Batch(connection=self._connection)
+        await self._queue.put(batch)
+        self.metrics.batches_queued = self._queue.qsize()
+
+    async def _flush_loop(self) -> None:
+        interval_s = self.settings.flush_interval_s
+        while True:
+            await asyncio.sleep(interval_s / 4)
+            batch = self._batch
+            if not batch.packet_ids and not batch.lines:
+                continue
+            if time.monotonic() - batch.opened < interval_s or self._queue.full():
+                continue
+            self._batch = Batch(connection=self._connection)
+            self._queue.put_nowait(batch)
+            self.metrics.batches_queued = self._queue.qsize()
+
+    async def _write_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                if batch.lines:
+                    await self._write_until_stored(batch)
+                self._acknowledge(batch)
+            finally:
+                self._queue.task_done()
+                self.metrics.batches_queued = self._queue.qsize()
+
+    async def _write_until_stored(self, batch: Batch) -> None:
+        delay_s = 0.25
+        while True:
+            try:
+                result = await self._writer.write(batch.lines)
+                break
+            except InfluxUnavailable as exc:
+                self.metrics.write_retries += 1
+                logger.warning(
+                    "write of %d points failed: %s; retrying in %.2f s", len(batch.lines), exc, delay_s
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self.settings.write_retry_max_s)
+
+        self.metrics.write_requests += result.requests
+        self.metrics.points_written += result.written
+        self.metrics.points_rejected += len(result.rejected)
+        self.metrics.observe_write_duration(result.duration_s)
+        for rejected in result.rejected:
+            self._rejections.error("influx_rejected", "InfluxDB refused point %.200s: %s", rejected.line, rejected.error)
+
+    def _acknowledge(self, batch: Batch) -> None:
+        """Send the PUBACKs of a stored batch, if its connection is still the current one.
+
+        Packet ids belong to one connection: after a reconnect the broker sends the unacked
+        messages again with their own ids, so acknowledging old ids could acknowledge a new,
+        unwritten message.
+        """
+        client = self._client
+        if client is None or batch.connection != self._connection or not self.metrics.broker_connected:
+            return
+        paho = client._client  # noqa: SLF001
+        for packet_id in batch.packet_ids:
+            paho.ack(packet_id, 1)
+
+    async def _drain(self) -> None:
+        """On stop, write and acknowledge the open batch and the queued ones, within a bound."""
+        if self._batch.packet_ids or self._batch.lines:
+            await self._queue_batch()
+        try:
+            await asyncio.wait_for(self._queue.join(), _DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning(
+                "stopping with unwritten batches after %.0f s; the broker keeps their messages", _DRAIN_TIMEOUT_S
+            )
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
