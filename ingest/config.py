@@ -1,6 +1,6 @@
 """Settings of the ingest service, read once from ``SMARTOFFICE_*`` environment variables."""
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import id_problem
@@ -20,15 +20,6 @@ class IngestSettings(BaseSettings):
         description="MQTT client id; it must stay the same across restarts, or the broker drops the session",
     )
     mqtt_share_group: str = Field("ingest", description="Shared-subscription group of all ingest replicas")
-    mqtt_receive_maximum: int = Field(
-        20_000,
-        ge=1,
-        le=65_535,
-        description="Unacknowledged QoS 1 messages the broker may send at once (MQTT 5 Receive Maximum)",
-    )
-    mqtt_session_expiry_s: int = Field(
-        7 * 24 * 3600, ge=0, description="How long the broker keeps the session and its queue while ingest is down, s"
-    )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval, s")
 
     influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
@@ -38,7 +29,17 @@ class IngestSettings(BaseSettings):
     influx_timeout_s: float = Field(10.0, gt=0, description="Timeout of one /write request, s")
     influx_create_db: bool = Field(True, description="Create the database at start-up when it is missing")
 
-    batch_size: int = Field(5_000, ge=1, le=100_000, description="Points per /write request, at most")
+    batch_size: int = Field(
+        5_000,
+        ge=1,
+        le=100_000,
+        description="Messages per /write request, at most; keep it at most half the broker's max_inflight_messages",
+    )
+    max_unacknowledged: int = Field(
+        40_000,
+        ge=2,
+        description="Messages read but not yet stored at which reading pauses; it bounds memory (about 1 KB each)",
+    )
     flush_interval_s: float = Field(0.2, gt=0, le=60, description="Longest time a point waits for its batch, s")
     write_retry_max_s: float = Field(30.0, gt=0, description="Longest pause between write retries, s")
 
@@ -53,14 +54,3 @@ class IngestSettings(BaseSettings):
         if problem:
             raise ValueError(f"SMARTOFFICE_MQTT_SHARE_GROUP: {problem}")
         return value
-
-    @model_validator(mode="after")
-    def _window_holds_two_batches(self):
-        # Messages are acknowledged after their batch is written, so the broker's window must
-        # hold the batch being written and the one being filled, or throughput stalls.
-        if self.mqtt_receive_maximum < 2 * self.batch_size:
-            raise ValueError(
-                f"SMARTOFFICE_MQTT_RECEIVE_MAXIMUM={self.mqtt_receive_maximum} must be at least twice "
-                f"SMARTOFFICE_BATCH_SIZE={self.batch_size}"
-            )
-        return self

@@ -13,6 +13,7 @@ Names and meaning:
 * ``smartoffice_ingest_points_rejected_total``: points InfluxDB refused.
 * ``smartoffice_ingest_write_requests_total`` / ``..._write_retries_total``: ``/write`` calls
   and batch retries after InfluxDB was unavailable.
+* ``smartoffice_ingest_receive_pauses_total``: times reading paused for backpressure.
 * ``smartoffice_ingest_write_duration_seconds``: histogram of the time to store one batch.
 * ``smartoffice_ingest_batches_queued``: batches waiting for the writer.
 * ``smartoffice_ingest_broker_connected``: 1 while connected to the broker.
@@ -45,6 +46,7 @@ class IngestMetrics:
         self.write_duration_count = 0
         self.batches_queued = 0
         self.broker_connected = 0
+        self.receive_pauses = 0
 
     def observe_write_duration(self, seconds: float) -> None:
         """Add one batch's write time to the histogram."""
@@ -65,6 +67,7 @@ class IngestMetrics:
         _single(lines, "points_rejected_total", "counter", self.points_rejected)
         _single(lines, "write_requests_total", "counter", self.write_requests)
         _single(lines, "write_retries_total", "counter", self.write_retries)
+        _single(lines, "receive_pauses_total", "counter", self.receive_pauses)
 
         name = PREFIX + "write_duration_seconds"
         lines.append(f"# TYPE {name} histogram")

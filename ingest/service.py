@@ -1,16 +1,21 @@
 """The ingest service: MQTT messages in, validated points out to InfluxDB.
 
-Hot path (one event loop, no locks): a message is parsed against the contract, encoded as one
+Hot path (one event loop, no locks, no task per message): paho calls ``_on_message``
+directly (see ``fast_receive``); the message is parsed against the contract, encoded as one
 line of line protocol and appended to the open batch together with its packet id. The batch
-is handed to the writer when it holds ``batch_size`` points or is ``flush_interval_s`` old.
+is handed to the writer when it holds ``batch_size`` messages or is ``flush_interval_s`` old.
 
 Delivery guarantee: paho's automatic PUBACK is switched off. A QoS 1 message is acknowledged
 only after its batch was answered by InfluxDB, so a crash at any moment leaves every
-unwritten message with the broker, which sends it again on reconnect (persistent session,
-``clean_start`` false). Redelivered messages rewrite the same points (see ``points``).
-Invalid messages are acknowledged with the batch they arrived in, so a poison message never
-loops. Backpressure is the broker's: it stops sending when ``mqtt_receive_maximum`` messages
-are unacknowledged, which also bounds this process's memory while InfluxDB is down.
+unwritten message with the broker, which sends it again on reconnect (persistent session:
+MQTT 3.1.1 with ``clean_session`` false, on the first connection too). Redelivered messages
+rewrite the same points (see ``points``). Invalid messages are acknowledged with the batch
+they arrived in, so a poison message never loops.
+
+Backpressure: when ``max_unacknowledged`` messages wait for InfluxDB, the service stops
+reading the socket until half of them are stored; the rest waits in the broker's queue for
+the session, so memory stays bounded while InfluxDB is down. MQTT 3.1.1 is used because paho-mqtt 2.2 builds a
+properties object for every MQTT 5 PUBLISH, which halves the receive rate.
 """
 
 import asyncio
@@ -19,13 +24,21 @@ import time
 from dataclasses import dataclass, field
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.client import MQTTMessage
 
-from contract import TELEMETRY_STREAMS, ContractError, Stream, TopicError, parse_payload, parse_topic, shared_filter
-from contract import stream_filter
+from contract import (
+    TELEMETRY_STREAMS,
+    ContractError,
+    Stream,
+    TopicError,
+    parse_payload,
+    parse_topic,
+    shared_filter,
+    stream_filter,
+)
 
 from .config import IngestSettings
+from .fast_receive import FastReceiver
 from .influx_writer import InfluxUnavailable, InfluxWriter
 from .line_protocol import LineProtocolError
 from .log_limits import RateLimitedLogger
@@ -61,9 +74,10 @@ class IngestService:
         self._encoder = PointEncoder()
         self._topics: dict[str, object] = {}
         self._connection = 0
-        self._client: aiomqtt.Client | None = None
+        self._receiver: FastReceiver | None = None
+        self._unacknowledged = 0
         self._batch = Batch(connection=0)
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=2)
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._rejections = RateLimitedLogger(logger)
         self._writer = InfluxWriter(
@@ -130,17 +144,16 @@ class IngestService:
                 delay_s = min(delay_s * 2, _RECONNECT_MAX_S)
 
     async def _session(self) -> None:
-        """One broker connection: subscribe, read until stopped or disconnected."""
+        """One broker connection: subscribe, then receive until stopped or disconnected."""
         client = self._make_client()
-        # NOTE: aiomqtt 2.5 has no option for paho's manual acknowledgement (aiomqtt issue
-        # #345), so it is set on the paho client it wraps, before CONNECT: the broker may send
-        # queued messages as soon as the session resumes.
-        client._client.manual_ack_set(True)  # noqa: SLF001
+        # The broker sends the session's queued messages right after CONNACK, before the
+        # connect call returns here, so they must already land in this connection's batch.
+        self._connection += 1
+        self._batch = Batch(connection=self._connection)
+        self._unacknowledged = 0
+        self._receiver = FastReceiver(client, self._on_message)
 
         async with client:
-            self._connection += 1
-            self._client = client
-            self._batch = Batch(connection=self._connection)
             self.metrics.broker_connected = 1
             logger.info("connected to broker %s:%d", self.settings.mqtt_host, self.settings.mqtt_port)
 
@@ -149,24 +162,29 @@ class IngestService:
                 await client.subscribe(topic_filter, qos=1)
             logger.info("subscribed to %d streams in group %r", len(SUBSCRIBED_STREAMS), self.settings.mqtt_share_group)
 
-            reader = asyncio.create_task(self._read_messages(client), name="read_messages")
+            disconnect = asyncio.create_task(self._wait_for_disconnect(client), name="wait_for_disconnect")
             stopper = asyncio.create_task(self._stopping.wait(), name="stop_wait")
-            done, _ = await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({disconnect, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
-            if reader in done:
-                reader.result()  # raises the MqttError that ended the connection
+            if disconnect in done:
+                self._receiver = None
+                disconnect.result()  # raises the MqttError that ended the connection
                 return
 
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            disconnect.cancel()
             await self._drain()
+            self._receiver = None
             self.metrics.broker_connected = 0
         logger.info("disconnected from broker")
 
+    @staticmethod
+    async def _wait_for_disconnect(client: aiomqtt.Client) -> None:
+        # Messages reach _on_message directly, so the iterator yields none, but it raises
+        # MqttError when the connection is lost.
+        async for _ in client.messages:
+            pass
+
     def _make_client(self) -> aiomqtt.Client:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
-        properties.ReceiveMaximum = self.settings.mqtt_receive_maximum
         password = self.settings.mqtt_password.get_secret_value() if self.settings.mqtt_password else None
         return aiomqtt.Client(
             self.settings.mqtt_host,
@@ -174,27 +192,28 @@ class IngestService:
             username=self.settings.mqtt_username,
             password=password,
             identifier=self.settings.mqtt_client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,
             keepalive=self.settings.mqtt_keepalive_s,
-            properties=properties,
             logger=logging.getLogger("ingest.mqtt"),
         )
 
-    async def _read_messages(self, client: aiomqtt.Client) -> None:
-        batch_size = self.settings.batch_size
-        async for message in client.messages:
-            self._handle(message)
-            if len(self._batch.packet_ids) >= batch_size or len(self._batch.lines) >= batch_size:
-                await self._queue_batch()
-
-    def _handle(self, message: aiomqtt.Message) -> None:
+    def _on_message(self, message: MQTTMessage) -> None:
         """Validate and encode one message into the open batch; never raises for bad input."""
         batch = self._batch
         if message.qos > 0:
             batch.packet_ids.append(message.mid)
+            self._unacknowledged += 1
+        self._handle(message.topic, message.payload, message.retain)
+        if len(batch.packet_ids) >= self.settings.batch_size:
+            self._queue_batch()
+        if self._unacknowledged >= self.settings.max_unacknowledged and self._receiver is not None:
+            if not self._receiver.paused:
+                logger.info("%d messages wait for InfluxDB; pausing reads from the broker", self._unacknowledged)
+                self.metrics.receive_pauses += 1
+            self._receiver.pause()
 
-        topic = message.topic.value
+    def _handle(self, topic: str, payload: bytes, retain: bool) -> None:
         parts = self._topics.get(topic)
         if parts is None:
             parts = self._parse_topic(topic)
@@ -204,14 +223,14 @@ class IngestService:
 
         stream = parts.stream.value
         self.metrics.messages_received[stream] += 1
-        if message.retain and parts.stream is Stream.STATUS:
+        if retain and parts.stream is Stream.STATUS:
             # A retained status is the node's state replayed to a new subscription, not a new
             # event; storing it would add a false transition at every ingest restart.
             self.metrics.messages_skipped["retained_status"] += 1
             return
 
         try:
-            parsed = parse_payload(stream, message.payload)
+            parsed = parse_payload(stream, payload)
             line = self._encoder.encode(parts, parsed.model, time.time_ns() // 1_000_000)
         except ContractError as exc:
             self._reject(topic, exc.reason, str(exc))
@@ -223,7 +242,7 @@ class IngestService:
         for issue in parsed.issues:
             self.metrics.fields_dropped[issue.reason] += 1
             self._rejections.warning(issue.reason, "field dropped on %s: %s", topic, issue.message)
-        batch.lines.append(line)
+        self._batch.lines.append(line)
 
     def _parse_topic(self, topic: str):
         try:
@@ -239,11 +258,15 @@ class IngestService:
         self.metrics.messages_rejected[reason] += 1
         self._rejections.warning(reason, "message rejected on %s (%s): %s", topic, reason, message)
 
-    async def _queue_batch(self) -> None:
-        """Hand the open batch to the writer, waiting while two batches are already queued."""
+    def _queue_batch(self) -> None:
+        """Hand the open batch to the writer.
+
+        The queue has no size limit of its own: reads pause at ``max_unacknowledged``
+        messages, which caps the lines of every queued batch together.
+        """
         batch = self._batch
         self._batch = Batch(connection=self._connection)
-        await self._queue.put(batch)
+        self._queue.put_nowait(batch)
         self.metrics.batches_queued = self._queue.qsize()
 
     async def _flush_loop(self) -> None:
@@ -251,13 +274,9 @@ class IngestService:
         while True:
             await asyncio.sleep(interval_s / 4)
             batch = self._batch
-            if not batch.packet_ids and not batch.lines:
-                continue
-            if time.monotonic() - batch.opened < interval_s or self._queue.full():
-                continue
-            self._batch = Batch(connection=self._connection)
-            self._queue.put_nowait(batch)
-            self.metrics.batches_queued = self._queue.qsize()
+            if batch.packet_ids or batch.lines:
+                if time.monotonic() - batch.opened >= interval_s:
+                    self._queue_batch()
 
     async def _write_loop(self) -> None:
         while True:
@@ -298,17 +317,20 @@ class IngestService:
         messages again with their own ids, so acknowledging old ids could acknowledge a new,
         unwritten message.
         """
-        client = self._client
-        if client is None or batch.connection != self._connection or not self.metrics.broker_connected:
+        receiver = self._receiver
+        if receiver is None or batch.connection != self._connection:
             return
-        paho = client._client  # noqa: SLF001
         for packet_id in batch.packet_ids:
-            paho.ack(packet_id, 1)
+            receiver.ack(packet_id)
+
+        self._unacknowledged -= len(batch.packet_ids)
+        if receiver.paused and self._unacknowledged <= self.settings.max_unacknowledged // 2:
+            receiver.resume()
 
     async def _drain(self) -> None:
         """On stop, write and acknowledge the open batch and the queued ones, within a bound."""
         if self._batch.packet_ids or self._batch.lines:
-            await self._queue_batch()
+            self._queue_batch()
         try:
             await asyncio.wait_for(self._queue.join(), _DRAIN_TIMEOUT_S)
         except TimeoutError:
