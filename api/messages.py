@@ -23,20 +23,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "OPD '{opd}' not found. See the list of OPDs at /api/v1/opds.",
     },
     "unknown_field": {
-        "id": "Field '{field}' tidak ada pada stream '{stream}'. Pilihan: {choices}.",
-        "en": "Field '{field}' does not exist in stream '{stream}'. Choices: {choices}.",
+        "id": "Parameter 'field' tidak valid: '{field}' tidak ada pada stream '{stream}'. Pilihan: {choices}.",
+        "en": "Parameter 'field' is invalid: '{field}' does not exist in stream '{stream}'. Choices: {choices}.",
     },
     "field_not_numeric": {
-        "id": "Field '{field}' bukan angka, sehingga tidak dapat diagregasi dengan '{agg}'. Gunakan agg=count atau agg=last.",
-        "en": "Field '{field}' is not numeric, so it cannot be aggregated with '{agg}'. Use agg=count or agg=last.",
+        "id": "Parameter 'agg' tidak valid: field '{field}' bukan angka, sehingga tidak dapat diagregasi dengan '{agg}'. Gunakan agg=count, first atau last.",
+        "en": "Parameter 'agg' is invalid: field '{field}' is not numeric, so it cannot be aggregated with '{agg}'. Use agg=count, first or last.",
     },
     "range_order": {
         "id": "Parameter 'start' ({start}) harus lebih awal dari 'end' ({end}).",
         "en": "Parameter 'start' ({start}) must be earlier than 'end' ({end}).",
     },
     "too_many_buckets": {
-        "id": "Rentang waktu dengan window '{window}' menghasilkan {count} titik, maksimum {limit}. Perbesar window atau persempit rentang.",
-        "en": "The time range with window '{window}' gives {count} buckets, at most {limit} are allowed. Use a larger window or a shorter range.",
+        "id": "Parameter 'window' terlalu kecil: rentang waktu dengan window '{window}' menghasilkan {count} titik, maksimum {limit}. Perbesar window atau persempit rentang.",
+        "en": "Parameter 'window' is too small: the time range with window '{window}' gives {count} buckets, at most {limit} are allowed. Use a larger window or a shorter range.",
     },
     "influx_unavailable": {
         "id": "Basis data time-series (InfluxDB) tidak dapat dihubungi. Coba lagi sebentar lagi.",

@@ -73,9 +73,12 @@ def parse_payload(stream: str, payload: bytes) -> ParsedPayload:
 
 def _salvage(model_class: type[ContractModel], payload: bytes) -> ParsedPayload:
     try:
-        data = json.loads(payload)
+        text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise ContractError("invalid_json", "payload is not UTF-8 text: send a UTF-8 JSON object") from None
+
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError("invalid_json", f"payload is not valid JSON ({exc}): send one JSON object") from None
 

@@ -5,15 +5,22 @@ gets a database of its own (``influx_db``) and OPD ids of its own, so tests neve
 other's points.
 """
 
+import os
+import sys
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from paho.mqtt import publish
 
-from devstack import InfluxServer, MosquittoServer
+from devstack import InfluxServer, ManagedProcess, MosquittoServer, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CASES_DIR = REPO_ROOT.parent / "shared" / "cases"
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+"""Field cases: raw inputs from real devices and bug reports, with their expected outcomes."""
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +53,111 @@ def influx_db(influx) -> str:
 def unique_id() -> str:
     """A short id, valid in the wire contract, unique to the test (use it as an OPD id)."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@dataclass
+class Pipeline:
+    """Ingest and API processes on the session's broker and InfluxDB, sharing one database."""
+
+    mosquitto: MosquittoServer
+    influx: InfluxServer
+    database: str
+    ingest: ManagedProcess
+    api: ManagedProcess
+    api_url: str
+    metrics_url: str
+
+    def publish(self, messages: list[tuple[str, str | bytes]], qos: int = 1, retain: bool = False) -> None:
+        """Publish ``(topic, payload)`` pairs at ``qos`` and wait until the broker has them."""
+        publish.multiple(
+            [{"topic": topic, "payload": payload, "qos": qos, "retain": retain} for topic, payload in messages],
+            hostname=self.mosquitto.host,
+            port=self.mosquitto.port,
+            client_id="test-publisher-" + uuid.uuid4().hex[:8],
+        )
+
+    def query(self, influxql: str) -> list[dict]:
+        """Run InfluxQL on the pipeline's database; return the series of the first statement."""
+        return self.influx.query(self.database, influxql)["results"][0].get("series", [])
+
+    def get(self, path: str, **params) -> httpx.Response:
+        """GET ``path`` from the API."""
+        return httpx.get(self.api_url + path, params=params, timeout=10.0)
+
+
+def wait_until(condition, timeout_s: float = 15.0, interval_s: float = 0.1):
+    """Poll ``condition`` until it returns a truthy value, and return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def start_ingest(
+    folder: Path, mosquitto: MosquittoServer, influx: InfluxServer, database: str, client_id: str, **settings: str
+) -> ManagedProcess:
+    """Start ``python -m ingest`` and wait until it has subscribed."""
+    env = dict(
+        os.environ,
+        SMARTOFFICE_MQTT_HOST=mosquitto.host,
+        SMARTOFFICE_MQTT_PORT=str(mosquitto.port),
+        SMARTOFFICE_INFLUX_URL=influx.url,
+        SMARTOFFICE_INFLUX_DB=database,
+        SMARTOFFICE_MQTT_CLIENT_ID=client_id,
+        SMARTOFFICE_MQTT_SHARE_GROUP=client_id,
+        **{f"SMARTOFFICE_{key.upper()}": value for key, value in settings.items()},
+    )
+    process = ManagedProcess("ingest", [sys.executable, "-m", "ingest"], folder / f"{client_id}.log", env=env, cwd=REPO_ROOT)
+    process.start()
+    process.wait_ready(lambda: "subscribed to" in process.log_tail(200), timeout_s=30)
+    return process
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
+    """Ingest and API subprocesses for the test module, on a database of their own.
+
+    The ingest has its own shared-subscription group, so it receives every message even when
+    another module's ingest runs on the same broker.
+    """
+    folder = tmp_path_factory.mktemp("pipeline")
+    database = "pipeline_" + uuid.uuid4().hex[:8]
+    influx.create_database(database)
+    metrics_port = free_port()
+    client_id = "ingest-" + uuid.uuid4().hex[:8]
+    ingest = start_ingest(folder, mosquitto, influx, database, client_id, metrics_port=str(metrics_port))
+
+    api_port = free_port()
+    env = dict(
+        os.environ,
+        SMARTOFFICE_MQTT_HOST=mosquitto.host,
+        SMARTOFFICE_MQTT_PORT=str(mosquitto.port),
+        SMARTOFFICE_INFLUX_URL=influx.url,
+        SMARTOFFICE_INFLUX_DB=database,
+        SMARTOFFICE_API_PORT=str(api_port),
+    )
+    api = ManagedProcess("api", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
+    api.start()
+    api_url = f"http://127.0.0.1:{api_port}"
+    api.wait_ready(lambda: _answers(api_url + "/openapi.json"), timeout_s=30)
+
+    yield Pipeline(
+        mosquitto=mosquitto,
+        influx=influx,
+        database=database,
+        ingest=ingest,
+        api=api,
+        api_url=api_url,
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+    )
+    api.stop()
+    ingest.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
