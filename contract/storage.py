@@ -28,6 +28,10 @@ TAG_FIELDS = ("device", "room", "circuit", "punch", "verify")
 NOT_STORED = frozenset({"ts"})
 """Payload fields that are not stored as fields (``ts`` becomes the point's time)."""
 
+CLOCK_FIELDS = {"device_ts": "integer", "clock_invalid": "boolean"}
+"""Fields added to a reading whose ``ts`` was too far in the future and was replaced by the
+receive time: the device's own ``ts`` (epoch ms) and a flag. Absent on every other point."""
+
 
 class FieldKind(StrEnum):
     """InfluxDB field type."""
@@ -70,8 +74,11 @@ def stored_fields(stream: str) -> dict[str, FieldKind]:
     """Return the InfluxDB fields of ``stream``'s measurement and their types, sorted by name."""
     model = MODEL_BY_STREAM[stream]
     tags = tag_names(model)
-    return {
+    fields = {
         name: field_kind(info.annotation)
-        for name, info in sorted(model.model_fields.items())
+        for name, info in model.model_fields.items()
         if name not in tags and name not in NOT_STORED
     }
+    if "ts" in model.model_fields and stream != "status":
+        fields.update({name: FieldKind(kind) for name, kind in CLOCK_FIELDS.items()})
+    return dict(sorted(fields.items()))

@@ -1,5 +1,7 @@
 """Settings of the ingest service, read once from ``SMARTOFFICE_*`` environment variables."""
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +44,21 @@ class IngestSettings(BaseSettings):
     )
     flush_interval_s: float = Field(0.2, gt=0, le=60, description="Longest time a point waits for its batch, s")
     write_retry_max_s: float = Field(30.0, gt=0, description="Longest pause between write retries, s")
+
+    ack_after_write: bool = Field(
+        True,
+        description="Acknowledge a message only once stored; false loses messages on a crash (benchmarks only)",
+    )
+    max_clock_ahead_s: float = Field(
+        300.0, gt=0, description="A ts further ahead of the receive time is replaced by the receive time and flagged, s"
+    )
+    max_age_days: float = Field(
+        90.0, gt=0, description="A ts older than this goes to the dead-letter store (reason too_old), days"
+    )
+    dead_letter_path: Path = Field(Path("dead-letters.sqlite3"), description="SQLite file of the dead-letter store")
+    dead_letter_max_entries: int = Field(
+        100_000, ge=1, description="Entries kept in the dead-letter store; the oldest are deleted beyond it"
+    )
 
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics endpoint")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the /metrics endpoint; 0 turns it off")

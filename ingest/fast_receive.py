@@ -73,13 +73,15 @@ class FastReceiver:
     ``max_inflight_messages``.
     """
 
-    def __init__(self, client: aiomqtt.Client, on_message: MessageHandler) -> None:
+    def __init__(self, client: aiomqtt.Client, on_message: MessageHandler, manual_ack: bool = True) -> None:
         self._paho = client._client  # noqa: SLF001 - aiomqtt exposes no other handle to the paho client
         self._loop = asyncio.get_running_loop()
         self._socket_fd: int | None = None
         self._paused = False
 
-        self._paho.manual_ack_set(True)
+        # Without manual acknowledgement paho sends each PUBACK on receipt; that mode exists
+        # only to measure what the delivery guarantee costs.
+        self._paho.manual_ack_set(manual_ack)
         self._paho.on_message = lambda _client, _userdata, message: on_message(message)
 
         self._reader = _BufferedReader(self._paho._sock_recv)  # noqa: SLF001

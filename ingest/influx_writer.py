@@ -30,8 +30,9 @@ class InfluxUnavailable(WriteError):
 
 @dataclass(frozen=True, slots=True)
 class RejectedPoint:
-    """A line that InfluxDB refused, with its reason."""
+    """A line that InfluxDB refused, with its position in the batch and InfluxDB's reason."""
 
+    index: int
     line: str
     error: str
 
@@ -95,19 +96,19 @@ class InfluxWriter:
         """
         result = WriteResult()
         started = time.perf_counter()
-        pending = [lines]
+        pending = [(0, lines)]
         while pending:
-            chunk = pending.pop()
+            offset, chunk = pending.pop()
             error = await self._post(chunk)
             result.requests += 1
             if error is None:
                 result.written += len(chunk)
             elif len(chunk) == 1:
-                result.rejected.append(RejectedPoint(chunk[0], error))
+                result.rejected.append(RejectedPoint(offset, chunk[0], error))
             else:
                 middle = len(chunk) // 2
-                pending.append(chunk[middle:])
-                pending.append(chunk[:middle])
+                pending.append((offset + middle, chunk[middle:]))
+                pending.append((offset, chunk[:middle]))
         result.duration_s = time.perf_counter() - started
         return result
 

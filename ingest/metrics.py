@@ -14,6 +14,10 @@ Names and meaning:
 * ``smartoffice_ingest_write_requests_total`` / ``..._write_retries_total``: ``/write`` calls
   and batch retries after InfluxDB was unavailable.
 * ``smartoffice_ingest_receive_pauses_total``: times reading paused for backpressure.
+* ``smartoffice_ingest_dead_letters_total{reason}``: entries added to the dead-letter store.
+* ``smartoffice_ingest_dead_letters_evicted_total``: oldest entries deleted to keep its bound.
+* ``smartoffice_ingest_clock_restamped_total``: readings stored at the receive time because
+  their ``ts`` was too far ahead.
 * ``smartoffice_ingest_write_duration_seconds``: histogram of the time to store one batch.
 * ``smartoffice_ingest_batches_queued``: batches waiting for the writer.
 * ``smartoffice_ingest_broker_connected``: 1 while connected to the broker.
@@ -47,6 +51,9 @@ class IngestMetrics:
         self.batches_queued = 0
         self.broker_connected = 0
         self.receive_pauses = 0
+        self.dead_letters: dict[str, int] = defaultdict(int)
+        self.dead_letters_evicted = 0
+        self.clock_restamped = 0
 
     def observe_write_duration(self, seconds: float) -> None:
         """Add one batch's write time to the histogram."""
@@ -68,6 +75,9 @@ class IngestMetrics:
         _single(lines, "write_requests_total", "counter", self.write_requests)
         _single(lines, "write_retries_total", "counter", self.write_retries)
         _single(lines, "receive_pauses_total", "counter", self.receive_pauses)
+        _labelled(lines, "dead_letters_total", "counter", "reason", self.dead_letters)
+        _single(lines, "dead_letters_evicted_total", "counter", self.dead_letters_evicted)
+        _single(lines, "clock_restamped_total", "counter", self.clock_restamped)
 
         name = PREFIX + "write_duration_seconds"
         lines.append(f"# TYPE {name} histogram")

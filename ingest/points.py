@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from contract import MODEL_BY_STREAM, ContractModel, TopicParts
-from contract.storage import MEASUREMENT_BY_STREAM, FieldKind, stored_fields, tag_names
+from contract.storage import CLOCK_FIELDS, MEASUREMENT_BY_STREAM, FieldKind, stored_fields, tag_names
 
 from .line_protocol import escape_key, escape_measurement, format_float, format_string
 
@@ -54,7 +54,9 @@ class _StreamSpec:
 
 def _build_spec(stream: str) -> _StreamSpec:
     fields = tuple(
-        (name, escape_key(name, "field key"), _FORMATTERS[kind]) for name, kind in stored_fields(stream).items()
+        (name, escape_key(name, "field key"), _FORMATTERS[kind])
+        for name, kind in stored_fields(stream).items()
+        if name not in CLOCK_FIELDS
     )
     return _StreamSpec(escape_measurement(MEASUREMENT_BY_STREAM[stream]), tag_names(MODEL_BY_STREAM[stream]), fields)
 
@@ -75,8 +77,12 @@ class PointEncoder:
         self._series_cache: dict[tuple, str] = {}
         self._max_cached_series = max_cached_series
 
-    def encode(self, parts: TopicParts, model: ContractModel, received_ms: int) -> str:
+    def encode(self, parts: TopicParts, model: ContractModel, received_ms: int, restamp: bool = False) -> str:
         """Return the line for ``model``, received on the topic ``parts`` at ``received_ms``.
+
+        With ``restamp``, the point gets the receive time and keeps the device's ``ts`` in the
+        ``device_ts`` field, flagged by ``clock_invalid=true``. A message without ``ts`` (a
+        last will) always gets the receive time.
 
         Raises:
             KeyError: the model's stream is not stored (``config``, ``config/reported``).
@@ -90,9 +96,11 @@ class PointEncoder:
             value = getattr(model, attribute)
             if value is not None:
                 field_parts.append(f"{key}={formatter(value)}")
+        if restamp:
+            field_parts.append(f"device_ts={model.ts}i,clock_invalid=true")
         field_set = ",".join(field_parts)
 
-        ts_ms = model.ts if model.ts is not None else received_ms
+        ts_ms = received_ms if restamp or model.ts is None else model.ts
         offset = zlib.crc32(f"{series} {field_set}".encode()) % _OFFSET_MODULUS
         return f"{series} {field_set} {ts_ms * 1_000_000 + offset}"
 

@@ -21,7 +21,6 @@ properties object for every MQTT 5 PUBLISH, which halves the receive rate.
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 
 import aiomqtt
 from paho.mqtt.client import MQTTMessage
@@ -37,7 +36,10 @@ from contract import (
     stream_filter,
 )
 
+from .batch import Batch
+from .batch_writer import BatchWriter
 from .config import IngestSettings
+from .dead_letters import DeadLetter, DeadLetterStore
 from .fast_receive import FastReceiver
 from .influx_writer import InfluxUnavailable, InfluxWriter
 from .line_protocol import LineProtocolError
@@ -55,16 +57,6 @@ _RECONNECT_MAX_S = 30.0
 _DRAIN_TIMEOUT_S = 15.0
 
 
-@dataclass(slots=True)
-class Batch:
-    """Lines to write and the packet ids to acknowledge once they are written."""
-
-    connection: int
-    opened: float = field(default_factory=time.monotonic)
-    lines: list[str] = field(default_factory=list)
-    packet_ids: list[int] = field(default_factory=list)
-
-
 class IngestService:
     """Consume the contract's streams from one broker and store them in one database."""
 
@@ -77,15 +69,20 @@ class IngestService:
         self._receiver: FastReceiver | None = None
         self._unacknowledged = 0
         self._batch = Batch(connection=0)
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self._rejections = RateLimitedLogger(logger)
+        self._max_future_ms = int(settings.max_clock_ahead_s * 1000)
+        self._max_age_ms = int(settings.max_age_days * 86_400_000)
         self._writer = InfluxWriter(
             settings.influx_url,
             settings.influx_db,
             settings.influx_username,
             settings.influx_password,
             settings.influx_timeout_s,
+        )
+        self._dead_letters = DeadLetterStore(settings.dead_letter_path, settings.dead_letter_max_entries)
+        self._batches = BatchWriter(
+            self._writer, self._dead_letters, self.metrics, self._acknowledge, settings.write_retry_max_s
         )
 
     def stop(self) -> None:
@@ -105,7 +102,7 @@ class IngestService:
         if self.settings.influx_create_db:
             await self._create_database()
 
-        writer_task = asyncio.create_task(self._write_loop(), name="write_loop")
+        writer_task = asyncio.create_task(self._batches.run(), name="batch_writer")
         flush_task = asyncio.create_task(self._flush_loop(), name="flush_loop")
         try:
             await self._connection_loop()
@@ -114,6 +111,7 @@ class IngestService:
             writer_task.cancel()
             await asyncio.gather(flush_task, writer_task, return_exceptions=True)
             await self._writer.close()
+            self._dead_letters.close()
             logger.info(
                 "ingest stopped: %d points written, %d messages rejected",
                 self.metrics.points_written,
@@ -151,7 +149,7 @@ class IngestService:
         self._connection += 1
         self._batch = Batch(connection=self._connection)
         self._unacknowledged = 0
-        self._receiver = FastReceiver(client, self._on_message)
+        self._receiver = FastReceiver(client, self._on_message, manual_ack=self.settings.ack_after_write)
 
         async with client:
             self.metrics.broker_connected = 1
@@ -201,11 +199,12 @@ class IngestService:
     def _on_message(self, message: MQTTMessage) -> None:
         """Validate and encode one message into the open batch; never raises for bad input."""
         batch = self._batch
-        if message.qos > 0:
+        if message.qos > 0 and self.settings.ack_after_write:
             batch.packet_ids.append(message.mid)
             self._unacknowledged += 1
-        self._handle(message.topic, message.payload, message.retain)
-        if len(batch.packet_ids) >= self.settings.batch_size:
+        self._handle(batch, message.topic, message.payload, message.retain)
+
+        if len(batch.packet_ids) >= self.settings.batch_size or len(batch.lines) >= self.settings.batch_size:
             self._queue_batch()
         if self._unacknowledged >= self.settings.max_unacknowledged and self._receiver is not None:
             if not self._receiver.paused:
@@ -213,12 +212,13 @@ class IngestService:
                 self.metrics.receive_pauses += 1
             self._receiver.pause()
 
-    def _handle(self, topic: str, payload: bytes, retain: bool) -> None:
+    def _handle(self, batch: Batch, topic: str, payload: bytes, retain: bool) -> None:
+        received_ms = time.time_ns() // 1_000_000
         parts = self._topics.get(topic)
         if parts is None:
             parts = self._parse_topic(topic)
         if isinstance(parts, TopicError):
-            self._reject(topic, "invalid_topic", str(parts))
+            self._reject(batch, topic, payload, received_ms, "invalid_topic", str(parts))
             return
 
         stream = parts.stream.value
@@ -231,18 +231,45 @@ class IngestService:
 
         try:
             parsed = parse_payload(stream, payload)
-            line = self._encoder.encode(parts, parsed.model, time.time_ns() // 1_000_000)
+            restamp = self._check_clock(parsed.model.ts, received_ms)
+            line = self._encoder.encode(parts, parsed.model, received_ms, restamp)
         except ContractError as exc:
-            self._reject(topic, exc.reason, str(exc))
+            self._reject(batch, topic, payload, received_ms, exc.reason, str(exc))
             return
         except LineProtocolError as exc:
-            self._reject(topic, "unencodable", str(exc))
+            self._reject(batch, topic, payload, received_ms, "unencodable", str(exc))
             return
 
         for issue in parsed.issues:
             self.metrics.fields_dropped[issue.reason] += 1
             self._rejections.warning(issue.reason, "field dropped on %s: %s", topic, issue.message)
-        self._batch.lines.append(line)
+        if restamp:
+            self.metrics.clock_restamped += 1
+            self._rejections.warning(
+                "clock_ahead", "ts %d on %s is %.0f s ahead of the receive time; stored at the receive time",
+                parsed.model.ts, topic, (parsed.model.ts - received_ms) / 1000,
+            )
+        batch.lines.append(line)
+        batch.sources.append((topic, payload, received_ms))
+
+    def _check_clock(self, ts_ms: int | None, received_ms: int) -> bool:
+        """Apply the device-clock rule; return True when the point must get the receive time.
+
+        Raises:
+            ContractError: ``ts`` is older than ``max_age_days`` (reason ``too_old``).
+        """
+        if ts_ms is None:
+            return False
+        if ts_ms > received_ms + self._max_future_ms:
+            return True
+        if ts_ms < received_ms - self._max_age_ms:
+            age_days = (received_ms - ts_ms) / 86_400_000
+            raise ContractError(
+                "too_old",
+                f"ts={ts_ms} is {age_days:.1f} days old, beyond SMARTOFFICE_MAX_AGE_DAYS={self.settings.max_age_days:g}: "
+                "check the device clock, or raise the limit and replay the dead letter",
+            )
+        return False
 
     def _parse_topic(self, topic: str):
         try:
@@ -254,61 +281,24 @@ class IngestService:
         self._topics[topic] = parts
         return parts
 
-    def _reject(self, topic: str, reason: str, message: str) -> None:
+    def _reject(self, batch: Batch, topic: str, payload: bytes, received_ms: int, reason: str, message: str) -> None:
         self.metrics.messages_rejected[reason] += 1
         self._rejections.warning(reason, "message rejected on %s (%s): %s", topic, reason, message)
+        batch.dead_letters.append(DeadLetter(topic, bytes(payload), reason, message, received_ms))
 
     def _queue_batch(self) -> None:
-        """Hand the open batch to the writer.
-
-        The queue has no size limit of its own: reads pause at ``max_unacknowledged``
-        messages, which caps the lines of every queued batch together.
-        """
+        """Hand the open batch to the writer; reads pause at ``max_unacknowledged`` messages."""
         batch = self._batch
         self._batch = Batch(connection=self._connection)
-        self._queue.put_nowait(batch)
-        self.metrics.batches_queued = self._queue.qsize()
+        self._batches.submit(batch)
 
     async def _flush_loop(self) -> None:
         interval_s = self.settings.flush_interval_s
         while True:
             await asyncio.sleep(interval_s / 4)
             batch = self._batch
-            if batch.packet_ids or batch.lines:
-                if time.monotonic() - batch.opened >= interval_s:
-                    self._queue_batch()
-
-    async def _write_loop(self) -> None:
-        while True:
-            batch = await self._queue.get()
-            try:
-                if batch.lines:
-                    await self._write_until_stored(batch)
-                self._acknowledge(batch)
-            finally:
-                self._queue.task_done()
-                self.metrics.batches_queued = self._queue.qsize()
-
-    async def _write_until_stored(self, batch: Batch) -> None:
-        delay_s = 0.25
-        while True:
-            try:
-                result = await self._writer.write(batch.lines)
-                break
-            except InfluxUnavailable as exc:
-                self.metrics.write_retries += 1
-                logger.warning(
-                    "write of %d points failed: %s; retrying in %.2f s", len(batch.lines), exc, delay_s
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self.settings.write_retry_max_s)
-
-        self.metrics.write_requests += result.requests
-        self.metrics.points_written += result.written
-        self.metrics.points_rejected += len(result.rejected)
-        self.metrics.observe_write_duration(result.duration_s)
-        for rejected in result.rejected:
-            self._rejections.error("influx_rejected", "InfluxDB refused point %.200s: %s", rejected.line, rejected.error)
+            if not batch.is_empty() and time.monotonic() - batch.opened >= interval_s:
+                self._queue_batch()
 
     def _acknowledge(self, batch: Batch) -> None:
         """Send the PUBACKs of a stored batch, if its connection is still the current one.
@@ -329,10 +319,10 @@ class IngestService:
 
     async def _drain(self) -> None:
         """On stop, write and acknowledge the open batch and the queued ones, within a bound."""
-        if self._batch.packet_ids or self._batch.lines:
+        if not self._batch.is_empty():
             self._queue_batch()
         try:
-            await asyncio.wait_for(self._queue.join(), _DRAIN_TIMEOUT_S)
+            await asyncio.wait_for(self._batches.join(), _DRAIN_TIMEOUT_S)
         except TimeoutError:
             logger.warning(
                 "stopping with unwritten batches after %.0f s; the broker keeps their messages", _DRAIN_TIMEOUT_S

@@ -107,6 +107,7 @@ def start_ingest(
         SMARTOFFICE_INFLUX_DB=database,
         SMARTOFFICE_MQTT_CLIENT_ID=client_id,
         SMARTOFFICE_MQTT_SHARE_GROUP=client_id,
+        SMARTOFFICE_DEAD_LETTER_PATH=str(folder / f"{client_id}-dead-letters.sqlite3"),
         **{f"SMARTOFFICE_{key.upper()}": value for key, value in settings.items()},
     )
     process = ManagedProcess("ingest", [sys.executable, "-m", "ingest"], folder / f"{client_id}.log", env=env, cwd=REPO_ROOT)
@@ -127,7 +128,10 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
     influx.create_database(database)
     metrics_port = free_port()
     client_id = "ingest-" + uuid.uuid4().hex[:8]
-    ingest = start_ingest(folder, mosquitto, influx, database, client_id, metrics_port=str(metrics_port))
+    # Tests publish fixed historical timestamps, which the default age limit would dead-letter.
+    ingest = start_ingest(
+        folder, mosquitto, influx, database, client_id, metrics_port=str(metrics_port), max_age_days="36500"
+    )
 
     api_port = free_port()
     env = dict(

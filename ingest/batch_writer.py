@@ -1,0 +1,113 @@
+"""Writes batches to InfluxDB in order, keeps what it refuses, then acknowledges them.
+
+For each batch, in the order batches were closed:
+
+1. write the lines, retrying with exponential backoff while InfluxDB is unavailable;
+2. turn each refused point into a dead letter with its original message;
+3. commit the batch's dead letters to the store, retrying while it fails;
+4. call ``acknowledge(batch)``, which sends the PUBACKs.
+
+So a message is acknowledged only once it is in InfluxDB or in the dead-letter store.
+"""
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+
+from .batch import Batch
+from .dead_letters import DeadLetter, DeadLetterStore
+from .influx_writer import InfluxUnavailable, InfluxWriter
+from .log_limits import RateLimitedLogger
+from .metrics import IngestMetrics
+
+logger = logging.getLogger(__name__)
+
+_FIRST_RETRY_S = 0.25
+
+
+class BatchWriter:
+    """The single consumer of the batch queue."""
+
+    def __init__(
+        self,
+        writer: InfluxWriter,
+        dead_letters: DeadLetterStore,
+        metrics: IngestMetrics,
+        acknowledge: Callable[[Batch], None],
+        retry_max_s: float,
+    ) -> None:
+        self._writer = writer
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._acknowledge = acknowledge
+        self._retry_max_s = retry_max_s
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue()
+        self._problems = RateLimitedLogger(logger)
+
+    def submit(self, batch: Batch) -> None:
+        """Queue a closed batch. The queue has no bound of its own; the caller limits what it reads."""
+        self._queue.put_nowait(batch)
+        self._metrics.batches_queued = self._queue.qsize()
+
+    async def join(self) -> None:
+        """Wait until every submitted batch is stored and acknowledged."""
+        await self._queue.join()
+
+    async def run(self) -> None:
+        """Process batches until cancelled."""
+        while True:
+            batch = await self._queue.get()
+            try:
+                if batch.lines:
+                    await self._write(batch)
+                if batch.dead_letters:
+                    await self._keep_dead_letters(batch.dead_letters)
+                self._acknowledge(batch)
+            finally:
+                self._queue.task_done()
+                self._metrics.batches_queued = self._queue.qsize()
+
+    async def _write(self, batch: Batch) -> None:
+        delay_s = _FIRST_RETRY_S
+        while True:
+            try:
+                result = await self._writer.write(batch.lines)
+                break
+            except InfluxUnavailable as exc:
+                self._metrics.write_retries += 1
+                self._problems.warning(
+                    "influx_unavailable", "write of %d points failed: %s; retrying in %.2f s", len(batch.lines), exc, delay_s
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self._retry_max_s)
+
+        self._metrics.write_requests += result.requests
+        self._metrics.points_written += result.written
+        self._metrics.points_rejected += len(result.rejected)
+        self._metrics.observe_write_duration(result.duration_s)
+        for rejected in result.rejected:
+            topic, payload, received_ms = batch.sources[rejected.index]
+            self._problems.error("influx_rejected", "InfluxDB refused the point from %s: %s", topic, rejected.error)
+            batch.dead_letters.append(
+                DeadLetter(topic, payload, "influx_rejected", rejected.error, received_ms, line=rejected.line)
+            )
+
+    async def _keep_dead_letters(self, entries: list[DeadLetter]) -> None:
+        delay_s = _FIRST_RETRY_S
+        while True:
+            try:
+                evicted = await asyncio.to_thread(self._dead_letters.add, entries)
+                break
+            except sqlite3.Error as exc:
+                self._problems.error(
+                    "dead_letter_store", "cannot store %d dead letters: %s; retrying in %.2f s", len(entries), exc, delay_s
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self._retry_max_s)
+
+        for entry in entries:
+            self._metrics.dead_letters[entry.reason] += 1
+        if evicted:
+            self._metrics.dead_letters_evicted += evicted
+            self._problems.warning("dead_letter_evicted", "dead-letter store full: %d oldest entries deleted", evicted)
