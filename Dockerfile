@@ -33,6 +33,11 @@ RUN pip install --no-deps . \
 # The API's built-in default points next to the installed package, where no catalogue exists.
 ENV SMARTOFFICE_CATALOGUE_FILE=/app/config/regency.yaml
 
+# The dead-letter store, shared by ingest and API through a volume mounted here; a new named
+# volume takes this folder's owner.
+RUN mkdir -p /var/lib/smartoffice && chown 10001:10001 /var/lib/smartoffice
+ENV SMARTOFFICE_DEAD_LETTER_PATH=/var/lib/smartoffice/dead-letters.sqlite3
+
 USER 10001:10001
 EXPOSE 8000
 CMD ["smartoffice-api"]

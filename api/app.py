@@ -7,12 +7,13 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from contract.catalogue import load_catalogue
+from ingest.dead_letters import DeadLetterStore
 
 from .config import ApiSettings
 from .deps import AppContext
 from .errors import install_error_handlers
 from .influx import InfluxReader
-from .routes import attendance, health, opds, readings
+from .routes import attendance, dead_letters, health, opds, readings
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.influx_password,
             settings.influx_timeout_s,
         )
+        dead_letters = DeadLetterStore(settings.dead_letter_path)
         app.state.context = AppContext(
-            settings=settings, catalogue=catalogue, reader=reader, zone=ZoneInfo(settings.timezone)
+            settings=settings,
+            catalogue=catalogue,
+            reader=reader,
+            zone=ZoneInfo(settings.timezone),
+            dead_letters=dead_letters,
         )
         logger.info(
             "API started: %d OPDs of %s, InfluxDB %s database %r, zone %s",
@@ -52,6 +58,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         yield
         await reader.close()
+        dead_letters.close()
         logger.info("API stopped")
 
     app = FastAPI(title="Kantor Pintar API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
@@ -60,4 +67,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(opds.router)
     app.include_router(readings.router)
     app.include_router(attendance.router)
+    app.include_router(dead_letters.router)
     return app

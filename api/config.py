@@ -3,6 +3,8 @@
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,8 @@ class ApiSettings(BaseSettings):
 
     mqtt_host: str = Field("127.0.0.1", description="Broker host name or address, for the health check")
     mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
+    mqtt_username: str | None = Field(None, description="Broker user name for replays; anonymous when unset")
+    mqtt_password: SecretStr | None = Field(None, description="Broker password for replays")
 
     influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
     influx_db: str = Field("smartoffice", description="InfluxDB database")
@@ -33,7 +37,11 @@ class ApiSettings(BaseSettings):
     )
     max_series_points: int = Field(10_000, ge=10, description="Most buckets one time-series request may return")
 
-    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR")
+    dead_letter_path: Path = Field(
+        Path("dead-letters.sqlite3"), description="SQLite file of the ingest service's dead-letter store"
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level")
 
     @field_validator("timezone")
     @classmethod

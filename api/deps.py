@@ -7,6 +7,7 @@ from fastapi import Path, Request
 
 from contract import ID_PATTERN
 from contract.catalogue import Catalogue
+from ingest.dead_letters import DeadLetterStore
 
 from .config import ApiSettings
 from .errors import ApiError
@@ -21,6 +22,7 @@ class AppContext:
     catalogue: Catalogue
     reader: InfluxReader
     zone: ZoneInfo
+    dead_letters: DeadLetterStore
 
 
 def get_context(request: Request) -> AppContext:

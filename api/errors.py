@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contract import ID_PATTERN, id_problem
+
 from .messages import render, request_language
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = render("missing_parameter", language, name=name)
             code = "missing_parameter"
         else:
-            detail = render("invalid_parameter", language, name=name, problem=error["msg"])
+            detail = render("invalid_parameter", language, name=name, problem=_problem(error))
             code = "invalid_parameter"
         return JSONResponse({"detail": detail, "code": code, "parameter": name}, status_code=422)
 
@@ -78,3 +80,12 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = render("not_found", request_language(request), path=request.url.path)
             return JSONResponse({"detail": detail, "code": "not_found"}, status_code=404)
         return JSONResponse({"detail": str(exc.detail), "code": "http_error"}, status_code=exc.status_code)
+
+
+def _problem(error: dict) -> str:
+    """Describe a validation error; an id gets the contract's own explanation, not a regex."""
+    value = error.get("input")
+    is_id_pattern = error["type"] == "string_pattern_mismatch" and error["ctx"].get("pattern") == ID_PATTERN
+    if isinstance(value, str) and (is_id_pattern or error["type"] == "string_too_long"):
+        return id_problem(value) or error["msg"]
+    return error["msg"]

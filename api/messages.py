@@ -42,6 +42,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Basis data time-series (InfluxDB) tidak dapat dihubungi. Coba lagi sebentar lagi.",
         "en": "The time-series database (InfluxDB) cannot be reached. Try again shortly.",
     },
+    "dead_letter_not_found": {
+        "id": "Dead letter {entry_id} tidak ditemukan.",
+        "en": "Dead letter {entry_id} not found.",
+    },
+    "broker_unavailable": {
+        "id": "Broker MQTT tidak dapat dihubungi. Coba lagi sebentar lagi.",
+        "en": "The MQTT broker cannot be reached. Try again shortly.",
+    },
     "not_found": {
         "id": "Alamat '{path}' tidak ditemukan. Dokumentasi API ada di /docs.",
         "en": "Path '{path}' not found. The API documentation is at /docs.",

@@ -2,6 +2,7 @@
 
 For each batch, in the order batches were closed:
 
+0. skip it if its broker connection has ended: the broker sends its messages again;
 1. write the lines, retrying with exponential backoff while InfluxDB is unavailable;
 2. turn each refused point into a dead letter with its original message;
 3. commit the batch's dead letters to the store, retrying while it fails;
@@ -36,7 +37,11 @@ class BatchWriter:
         metrics: IngestMetrics,
         acknowledge: Callable[[Batch], None],
         retry_max_s: float,
+        is_current: Callable[[Batch], bool],
     ) -> None:
+        self._is_current = is_current
+        self.healthy = True
+        """False from a failed write until InfluxDB answers again."""
         self._writer = writer
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -50,6 +55,35 @@ class BatchWriter:
         self._queue.put_nowait(batch)
         self._metrics.batches_queued = self._queue.qsize()
 
+    def discard_stale(self, current_connection: int) -> None:
+        """Drop queued batches of earlier connections: the broker sends their messages again."""
+        kept = []
+        while not self._queue.empty():
+            batch = self._queue.get_nowait()
+            self._queue.task_done()
+            if batch.connection >= current_connection:
+                kept.append(batch)
+            else:
+                self._metrics.batches_discarded += 1
+        for batch in kept:
+            self._queue.put_nowait(batch)
+        self._metrics.batches_queued = self._queue.qsize()
+
+    async def wait_until_influx_answers(self, stopping: asyncio.Event) -> None:
+        """Ping InfluxDB with backoff until it answers or ``stopping`` is set."""
+        delay_s = _FIRST_RETRY_S
+        while not stopping.is_set():
+            if await self._writer.ping():
+                logger.info("InfluxDB answers again")
+                self.healthy = True
+                return
+            logger.info("waiting for InfluxDB; next check in %.1f s", delay_s)
+            try:
+                await asyncio.wait_for(stopping.wait(), delay_s)
+            except TimeoutError:
+                pass
+            delay_s = min(delay_s * 2, self._retry_max_s)
+
     async def join(self) -> None:
         """Wait until every submitted batch is stored and acknowledged."""
         await self._queue.join()
@@ -59,8 +93,12 @@ class BatchWriter:
         while True:
             batch = await self._queue.get()
             try:
-                if batch.lines:
-                    await self._write(batch)
+                if not self._is_current(batch):
+                    self._metrics.batches_discarded += 1
+                    continue
+                if batch.lines and not await self._write(batch):
+                    self._metrics.batches_discarded += 1
+                    continue
                 if batch.dead_letters:
                     await self._keep_dead_letters(batch.dead_letters)
                 self._acknowledge(batch)
@@ -68,13 +106,18 @@ class BatchWriter:
                 self._queue.task_done()
                 self._metrics.batches_queued = self._queue.qsize()
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, batch: Batch) -> bool:
+        """Write until stored; return False if the batch's connection ended first."""
         delay_s = _FIRST_RETRY_S
         while True:
             try:
                 result = await self._writer.write(batch.lines)
+                self.healthy = True
                 break
             except InfluxUnavailable as exc:
+                self.healthy = False
+                if not self._is_current(batch):
+                    return False
                 self._metrics.write_retries += 1
                 self._problems.warning(
                     "influx_unavailable", "write of %d points failed: %s; retrying in %.2f s", len(batch.lines), exc, delay_s
@@ -92,6 +135,7 @@ class BatchWriter:
             batch.dead_letters.append(
                 DeadLetter(topic, payload, "influx_rejected", rejected.error, received_ms, line=rejected.line)
             )
+        return True
 
     async def _keep_dead_letters(self, entries: list[DeadLetter]) -> None:
         delay_s = _FIRST_RETRY_S

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,7 +23,11 @@ class IngestSettings(BaseSettings):
         "smartoffice-ingest-1",
         description="MQTT client id; it must stay the same across restarts, or the broker drops the session",
     )
-    mqtt_share_group: str = Field("ingest", description="Shared-subscription group of all ingest replicas")
+    mqtt_share_group: str | None = Field(
+        None,
+        description="Shared-subscription group ($share/<group>/...) for several ingest replicas; unset: a plain "
+        "subscription. Mosquitto 2.0.11 does not restore shared subscriptions after a restart, see docs/delivery.md",
+    )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval, s")
 
     influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
@@ -41,6 +47,11 @@ class IngestSettings(BaseSettings):
         40_000,
         ge=2,
         description="Messages read but not yet stored at which reading pauses; it bounds memory (about 1 KB each)",
+    )
+    max_pause_s: float = Field(
+        15.0,
+        gt=0,
+        description="Reads paused this long mean InfluxDB is down: disconnect until it answers; keep below the keepalive, s",
     )
     flush_interval_s: float = Field(0.2, gt=0, le=60, description="Longest time a point waits for its batch, s")
     write_retry_max_s: float = Field(30.0, gt=0, description="Longest pause between write retries, s")
@@ -62,11 +73,13 @@ class IngestSettings(BaseSettings):
 
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics endpoint")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the /metrics endpoint; 0 turns it off")
-    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING or ERROR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level")
 
     @field_validator("mqtt_share_group")
     @classmethod
-    def _group_is_an_id(cls, value: str) -> str:
+    def _group_is_an_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
         problem = id_problem(value)
         if problem:
             raise ValueError(f"SMARTOFFICE_MQTT_SHARE_GROUP: {problem}")

@@ -67,6 +67,14 @@ class InfluxWriter:
         """Close the connection pool."""
         await self._client.aclose()
 
+    async def ping(self) -> bool:
+        """Return True when ``/ping`` answers 204."""
+        try:
+            response = await self._client.get("/ping", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 204
+
     async def ensure_database(self) -> None:
         """Create the database when it is missing (``CREATE DATABASE`` is idempotent).
 

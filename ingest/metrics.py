@@ -14,6 +14,8 @@ Names and meaning:
 * ``smartoffice_ingest_write_requests_total`` / ``..._write_retries_total``: ``/write`` calls
   and batch retries after InfluxDB was unavailable.
 * ``smartoffice_ingest_receive_pauses_total``: times reading paused for backpressure.
+* ``smartoffice_ingest_batches_discarded_total``: unwritten batches dropped because their broker
+  connection ended; the broker sends their messages again.
 * ``smartoffice_ingest_dead_letters_total{reason}``: entries added to the dead-letter store.
 * ``smartoffice_ingest_dead_letters_evicted_total``: oldest entries deleted to keep its bound.
 * ``smartoffice_ingest_clock_restamped_total``: readings stored at the receive time because
@@ -51,6 +53,7 @@ class IngestMetrics:
         self.batches_queued = 0
         self.broker_connected = 0
         self.receive_pauses = 0
+        self.batches_discarded = 0
         self.dead_letters: dict[str, int] = defaultdict(int)
         self.dead_letters_evicted = 0
         self.clock_restamped = 0
@@ -75,6 +78,7 @@ class IngestMetrics:
         _single(lines, "write_requests_total", "counter", self.write_requests)
         _single(lines, "write_retries_total", "counter", self.write_retries)
         _single(lines, "receive_pauses_total", "counter", self.receive_pauses)
+        _single(lines, "batches_discarded_total", "counter", self.batches_discarded)
         _labelled(lines, "dead_letters_total", "counter", "reason", self.dead_letters)
         _single(lines, "dead_letters_evicted_total", "counter", self.dead_letters_evicted)
         _single(lines, "clock_restamped_total", "counter", self.clock_restamped)

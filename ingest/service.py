@@ -55,6 +55,7 @@ SUBSCRIBED_STREAMS = (*TELEMETRY_STREAMS, Stream.STATUS)
 _MAX_CACHED_TOPICS = 100_000
 _RECONNECT_MAX_S = 30.0
 _DRAIN_TIMEOUT_S = 15.0
+_SUBACK_TIMEOUT_S = 24 * 3600.0  # a SUBACK may queue behind a paused backlog for as long as InfluxDB is down
 
 
 class IngestService:
@@ -82,7 +83,12 @@ class IngestService:
         )
         self._dead_letters = DeadLetterStore(settings.dead_letter_path, settings.dead_letter_max_entries)
         self._batches = BatchWriter(
-            self._writer, self._dead_letters, self.metrics, self._acknowledge, settings.write_retry_max_s
+            self._writer,
+            self._dead_letters,
+            self.metrics,
+            self._acknowledge,
+            settings.write_retry_max_s,
+            is_current=lambda batch: batch.connection == self._connection,
         )
 
     def stop(self) -> None:
@@ -100,7 +106,10 @@ class IngestService:
             self.settings.influx_db,
         )
         if self.settings.influx_create_db:
-            await self._create_database()
+            # In the background: the service receives (and buffers) while InfluxDB is down.
+            create_task = asyncio.create_task(self._create_database(), name="create_database")
+        else:
+            create_task = None
 
         writer_task = asyncio.create_task(self._batches.run(), name="batch_writer")
         flush_task = asyncio.create_task(self._flush_loop(), name="flush_loop")
@@ -109,7 +118,9 @@ class IngestService:
         finally:
             flush_task.cancel()
             writer_task.cancel()
-            await asyncio.gather(flush_task, writer_task, return_exceptions=True)
+            if create_task is not None:
+                create_task.cancel()
+            await asyncio.gather(flush_task, writer_task, *filter(None, [create_task]), return_exceptions=True)
             await self._writer.close()
             self._dead_letters.close()
             logger.info(
@@ -132,6 +143,10 @@ class IngestService:
     async def _connection_loop(self) -> None:
         delay_s = 1.0
         while not self._stopping.is_set():
+            if not self._batches.healthy:
+                await self._batches.wait_until_influx_answers(self._stopping)
+                if self._stopping.is_set():
+                    return
             try:
                 await self._session()
                 delay_s = 1.0
@@ -155,25 +170,67 @@ class IngestService:
             self.metrics.broker_connected = 1
             logger.info("connected to broker %s:%d", self.settings.mqtt_host, self.settings.mqtt_port)
 
-            for stream in SUBSCRIBED_STREAMS:
-                topic_filter = shared_filter(self.settings.mqtt_share_group, stream_filter(stream))
-                await client.subscribe(topic_filter, qos=1)
-            logger.info("subscribed to %d streams in group %r", len(SUBSCRIBED_STREAMS), self.settings.mqtt_share_group)
-
+            # Not awaited here: a resumed session delivers its queue before the SUBACK, and if
+            # reads pause on that backlog, the SUBACK arrives only after InfluxDB took it.
+            subscriber = asyncio.create_task(self._subscribe(client), name="subscribe")
             disconnect = asyncio.create_task(self._wait_for_disconnect(client), name="wait_for_disconnect")
             stopper = asyncio.create_task(self._stopping.wait(), name="stop_wait")
-            done, _ = await asyncio.wait({disconnect, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
+            stalled = asyncio.create_task(self._wait_for_stall(), name="wait_for_stall")
+            done, _ = await asyncio.wait({disconnect, stopper, stalled}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stopper, subscriber, stalled):
+                task.cancel()
             if disconnect in done:
-                self._receiver = None
+                self._end_connection()
                 disconnect.result()  # raises the MqttError that ended the connection
                 return
 
             disconnect.cancel()
-            await self._drain()
-            self._receiver = None
-            self.metrics.broker_connected = 0
+            if stopper in done:
+                await self._drain()
+            self._end_connection()
         logger.info("disconnected from broker")
+
+    def _end_connection(self) -> None:
+        """Forget the connection; its unacknowledged messages will be sent again by the broker."""
+        self._receiver = None
+        self.metrics.broker_connected = 0
+        self._batches.discard_stale(self._connection + 1)
+
+    async def _wait_for_stall(self) -> None:
+        """Return when reads have been paused for ``max_pause_s``: InfluxDB is down.
+
+        Staying connected with reads paused would let paho's keepalive drop the connection
+        anyway (the PINGRESP waits behind the unread backlog), so the service disconnects on
+        purpose, keeps its session, and reconnects once InfluxDB answers again.
+        """
+        paused_since = None
+        while True:
+            await asyncio.sleep(0.5)
+            receiver = self._receiver
+            if receiver is None or not receiver.paused:
+                paused_since = None
+                continue
+            paused_since = paused_since or time.monotonic()
+            if time.monotonic() - paused_since >= self.settings.max_pause_s:
+                logger.warning(
+                    "InfluxDB has stored nothing for %.0f s; disconnecting from the broker until it answers again "
+                    "(the broker keeps the session's messages)",
+                    self.settings.max_pause_s,
+                )
+                return
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        try:
+            for stream in SUBSCRIBED_STREAMS:
+                topic_filter = stream_filter(stream)
+                if self.settings.mqtt_share_group:
+                    topic_filter = shared_filter(self.settings.mqtt_share_group, topic_filter)
+                await client.subscribe(topic_filter, qos=1, timeout=_SUBACK_TIMEOUT_S)
+        except aiomqtt.MqttError as exc:
+            logger.error("subscribing failed: %s; the connection will be retried", exc)
+            return
+        group = self.settings.mqtt_share_group
+        logger.info("subscribed to %d streams%s", len(SUBSCRIBED_STREAMS), f" in shared group {group!r}" if group else "")
 
     @staticmethod
     async def _wait_for_disconnect(client: aiomqtt.Client) -> None:
@@ -223,15 +280,20 @@ class IngestService:
 
         stream = parts.stream.value
         self.metrics.messages_received[stream] += 1
-        if retain and parts.stream is Stream.STATUS:
-            # A retained status is the node's state replayed to a new subscription, not a new
-            # event; storing it would add a false transition at every ingest restart.
-            self.metrics.messages_skipped["retained_status"] += 1
-            return
+        if parts.stream is Stream.STATUS:
+            if retain:
+                # A retained status is the node's state replayed to a new subscription, not a
+                # new event; storing it would add a false transition at every ingest restart.
+                self.metrics.messages_skipped["retained_status"] += 1
+                return
+            if not payload:
+                # An empty retained publish clears a node's status; it is not a status.
+                self.metrics.messages_skipped["status_cleared"] += 1
+                return
 
         try:
             parsed = parse_payload(stream, payload)
-            restamp = self._check_clock(parsed.model.ts, received_ms)
+            restamp = parts.stream is not Stream.STATUS and self._check_clock(parsed.model.ts, received_ms)
             line = self._encoder.encode(parts, parsed.model, received_ms, restamp)
         except ContractError as exc:
             self._reject(batch, topic, payload, received_ms, exc.reason, str(exc))

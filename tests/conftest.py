@@ -16,7 +16,7 @@ import httpx
 import pytest
 from paho.mqtt import publish
 
-from devstack import InfluxServer, ManagedProcess, MosquittoServer, free_port
+from devstack import InfluxServer, ManagedProcess, MosquittoServer, ProcessError, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -66,6 +66,7 @@ class Pipeline:
     api: ManagedProcess
     api_url: str
     metrics_url: str
+    dead_letter_path: Path
 
     def publish(self, messages: list[tuple[str, str | bytes]], qos: int = 1, retain: bool = False) -> None:
         """Publish ``(topic, payload)`` pairs at ``qos`` and wait until the broker has them."""
@@ -96,9 +97,19 @@ def wait_until(condition, timeout_s: float = 15.0, interval_s: float = 0.1):
 
 
 def start_ingest(
-    folder: Path, mosquitto: MosquittoServer, influx: InfluxServer, database: str, client_id: str, **settings: str
+    folder: Path,
+    mosquitto: MosquittoServer,
+    influx: InfluxServer,
+    database: str,
+    client_id: str,
+    ready_line: str = "subscribed to",
+    **settings: str,
 ) -> ManagedProcess:
-    """Start ``python -m ingest`` and wait until it has subscribed."""
+    """Start ``python -m ingest`` and wait until its log shows ``ready_line``.
+
+    A first start must wait for the subscription, or messages published before it are lost;
+    a restart resumes a session whose subscriptions exist, and may wait for the connection only.
+    """
     env = dict(
         os.environ,
         SMARTOFFICE_MQTT_HOST=mosquitto.host,
@@ -106,13 +117,18 @@ def start_ingest(
         SMARTOFFICE_INFLUX_URL=influx.url,
         SMARTOFFICE_INFLUX_DB=database,
         SMARTOFFICE_MQTT_CLIENT_ID=client_id,
-        SMARTOFFICE_MQTT_SHARE_GROUP=client_id,
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / f"{client_id}-dead-letters.sqlite3"),
         **{f"SMARTOFFICE_{key.upper()}": value for key, value in settings.items()},
     )
-    process = ManagedProcess("ingest", [sys.executable, "-m", "ingest"], folder / f"{client_id}.log", env=env, cwd=REPO_ROOT)
+    # A log file per start, so that the readiness check reads this process's lines only.
+    log_path = folder / f"{client_id}-{uuid.uuid4().hex[:6]}.log"
+    process = ManagedProcess("ingest", [sys.executable, "-m", "ingest"], log_path, env=env, cwd=REPO_ROOT)
     process.start()
-    process.wait_ready(lambda: "subscribed to" in process.log_tail(200), timeout_s=30)
+    try:
+        process.wait_ready(lambda: ready_line in process.log_tail(200), timeout_s=30)
+    except ProcessError:
+        process.stop()
+        raise
     return process
 
 
@@ -120,8 +136,8 @@ def start_ingest(
 def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
     """Ingest and API subprocesses for the test module, on a database of their own.
 
-    The ingest has its own shared-subscription group, so it receives every message even when
-    another module's ingest runs on the same broker.
+    The ingest has a plain subscription, so it receives every message even when another
+    module's ingest runs on the same broker.
     """
     folder = tmp_path_factory.mktemp("pipeline")
     database = "pipeline_" + uuid.uuid4().hex[:8]
@@ -141,6 +157,7 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
         SMARTOFFICE_INFLUX_URL=influx.url,
         SMARTOFFICE_INFLUX_DB=database,
         SMARTOFFICE_API_PORT=str(api_port),
+        SMARTOFFICE_DEAD_LETTER_PATH=str(folder / f"{client_id}-dead-letters.sqlite3"),
     )
     api = ManagedProcess("api", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()
@@ -155,6 +172,7 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
         api=api,
         api_url=api_url,
         metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+        dead_letter_path=folder / f"{client_id}-dead-letters.sqlite3",
     )
     api.stop()
     ingest.stop()

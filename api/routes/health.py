@@ -35,6 +35,8 @@ async def _check_mqtt(context: AppContext) -> CheckResult:
         settings.mqtt_host,
         settings.mqtt_port,
         identifier=f"smartoffice-api-health-{uuid.uuid4().hex[:8]}",
+        username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None,
         timeout=_MQTT_TIMEOUT_S,
     )
     try:
