@@ -16,7 +16,7 @@ from .influx import InfluxReader, quote_ident
 
 @dataclass(slots=True)
 class AppContext:
-    """What the routes need, built once at start-up."""
+    """Shared state of the routes, built once at start-up."""
 
     settings: ApiSettings
     catalogue: Catalogue

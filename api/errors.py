@@ -44,11 +44,6 @@ class Unavailable(ApiError):
         self.reason = reason
 
 
-def invalid_parameter(name: str, problem: str) -> ApiError:
-    """Return a 422 error for query parameter ``name``."""
-    return ApiError(422, "invalid_parameter", parameter=name, name=name, problem=problem)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the documented JSON shape."""
 

@@ -50,6 +50,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Broker MQTT tidak dapat dihubungi. Coba lagi sebentar lagi.",
         "en": "The MQTT broker cannot be reached. Try again shortly.",
     },
+    "invalid_window": {
+        "id": "Parameter 'window' tidak valid: '{window}'. Pilihan: {choices}.",
+        "en": "Parameter 'window' is invalid: '{window}'. Choices: {choices}.",
+    },
+    "invalid_time": {
+        "id": "Parameter '{name}' tidak valid: '{value}' bukan tanggal atau waktu ISO 8601, misalnya 2026-12-04 atau 2026-12-04T08:00:00%2B07:00 (tulis '+' sebagai %2B di URL).",
+        "en": "Parameter '{name}' is invalid: '{value}' is not an ISO 8601 date or time, e.g. 2026-12-04 or 2026-12-04T08:00:00%2B07:00 (write '+' as %2B in a URL).",
+    },
+    "time_out_of_range": {
+        "id": "Parameter '{name}' tidak valid: '{value}' di luar tahun 2000 sampai 2100.",
+        "en": "Parameter '{name}' is invalid: '{value}' is outside the years 2000 to 2100.",
+    },
+    "invalid_date": {
+        "id": "Parameter 'date' tidak valid: '{value}' bukan tanggal dengan format YYYY-MM-DD.",
+        "en": "Parameter 'date' is invalid: '{value}' is not a date in the form YYYY-MM-DD.",
+    },
+    "invalid_replay_request": {
+        "id": "Permintaan tidak valid: isi 'ids' atau 'reason', salah satu saja.",
+        "en": "Invalid request: give either 'ids' or 'reason', not both.",
+    },
     "not_found": {
         "id": "Alamat '{path}' tidak ditemukan. Dokumentasi API ada di /docs.",
         "en": "Path '{path}' not found. The API documentation is at /docs.",

@@ -41,7 +41,7 @@ class BatchWriter:
     ) -> None:
         self._is_current = is_current
         self.healthy = True
-        """False from a failed write until InfluxDB answers again."""
+        """False from a failed write until InfluxDB responds again."""
         self._writer = writer
         self._dead_letters = dead_letters
         self._metrics = metrics
@@ -70,11 +70,11 @@ class BatchWriter:
         self._metrics.batches_queued = self._queue.qsize()
 
     async def wait_until_influx_answers(self, stopping: asyncio.Event) -> None:
-        """Ping InfluxDB with backoff until it answers or ``stopping`` is set."""
+        """Ping InfluxDB with backoff until it responds or ``stopping`` is set."""
         delay_s = _FIRST_RETRY_S
         while not stopping.is_set():
             if await self._writer.ping():
-                logger.info("InfluxDB answers again")
+                logger.info("InfluxDB responds again")
                 self.healthy = True
                 return
             logger.info("waiting for InfluxDB; next check in %.1f s", delay_s)

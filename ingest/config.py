@@ -51,10 +51,10 @@ class IngestSettings(BaseSettings):
     max_pause_s: float = Field(
         15.0,
         gt=0,
-        description="Reads paused this long mean InfluxDB is down: disconnect until it answers; keep below the keepalive, s",
+        description="Reads paused this long mean InfluxDB is down, so disconnect until it responds; keep below the keepalive, s",
     )
-    flush_interval_s: float = Field(0.2, gt=0, le=60, description="Longest time a point waits for its batch, s")
-    write_retry_max_s: float = Field(30.0, gt=0, description="Longest pause between write retries, s")
+    flush_interval_s: float = Field(0.2, gt=0, le=60, description="Maximum time a point waits for its batch, s")
+    write_retry_max_s: float = Field(30.0, gt=0, description="Maximum pause between write retries, s")
 
     ack_after_write: bool = Field(
         True,

@@ -1,7 +1,8 @@
 """``smartoffice-dead-letters``: list, count, replay or delete entries of the dead-letter store.
 
 The store path and the broker come from the ingest settings (``SMARTOFFICE_DEAD_LETTER_PATH``,
-``SMARTOFFICE_MQTT_HOST``, ``SMARTOFFICE_MQTT_PORT``...).
+``SMARTOFFICE_MQTT_HOST``, ``SMARTOFFICE_MQTT_PORT``...). Replays publish to that broker, so
+for the local platform set ``SMARTOFFICE_MQTT_PORT=18830``.
 """
 
 import argparse
@@ -49,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid settings:\n{exc}", file=sys.stderr)
         return 2
 
+    if not settings.dead_letter_path.exists():
+        print(
+            f"no dead-letter store at {settings.dead_letter_path}: set SMARTOFFICE_DEAD_LETTER_PATH to the ingest's "
+            "store (locally .local/dead-letters.sqlite3)",
+            file=sys.stderr,
+        )
+        return 2
+
     store = DeadLetterStore(settings.dead_letter_path, settings.dead_letter_max_entries)
     try:
         return _run(args, settings, store)
@@ -81,7 +90,12 @@ def _run(args: argparse.Namespace, settings: IngestSettings, store: DeadLetterSt
         return 0
 
     if args.ids:
-        entries = [entry for entry in (store.get(entry_id) for entry_id in args.ids) if entry is not None]
+        found = {entry_id: store.get(entry_id) for entry_id in args.ids}
+        missing = [entry_id for entry_id, entry in found.items() if entry is None]
+        if missing:
+            print(f"no dead letter with id {', '.join(map(str, missing))}: see 'list'", file=sys.stderr)
+            return 1
+        entries = list(found.values())
     else:
         entries = store.entries(reason=None if args.all else args.reason, limit=1_000_000)
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None

@@ -157,7 +157,7 @@ class IngestService:
                 delay_s = min(delay_s * 2, _RECONNECT_MAX_S)
 
     async def _session(self) -> None:
-        """One broker connection: subscribe, then receive until stopped or disconnected."""
+        """Run one broker connection: subscribe, then receive until stopped or disconnected."""
         client = self._make_client()
         # The broker sends the session's queued messages right after CONNACK, before the
         # connect call returns here, so they must already land in this connection's batch.
@@ -201,7 +201,7 @@ class IngestService:
 
         Staying connected with reads paused would let paho's keepalive drop the connection
         anyway (the PINGRESP waits behind the unread backlog), so the service disconnects on
-        purpose, keeps its session, and reconnects once InfluxDB answers again.
+        purpose, keeps its session, and reconnects once InfluxDB responds again.
         """
         paused_since = None
         while True:
@@ -213,7 +213,7 @@ class IngestService:
             paused_since = paused_since or time.monotonic()
             if time.monotonic() - paused_since >= self.settings.max_pause_s:
                 logger.warning(
-                    "InfluxDB has stored nothing for %.0f s; disconnecting from the broker until it answers again "
+                    "InfluxDB has stored nothing for %.0f s; disconnecting from the broker until it responds again "
                     "(the broker keeps the session's messages)",
                     self.settings.max_pause_s,
                 )

@@ -261,3 +261,16 @@ def test_b15_retained_will_replay_adds_no_transition(tmp_path, mosquitto, influx
     finally:
         publish(mosquitto, [(status_topic, b"")], retain=True)  # clears the retained status
         ingest.stop()
+
+
+def test_shared_subscription_group_receives(tmp_path, mosquitto, influx, influx_db, unique_id):
+    """With SMARTOFFICE_MQTT_SHARE_GROUP set, replicas share the streams through $share/<group>/."""
+    group = "g" + uuid.uuid4().hex[:8]
+    ingest = start_ingest(tmp_path, mosquitto, influx, influx_db, new_client_id(), mqtt_share_group=group, max_age_days="36500")
+    try:
+        assert f"in shared group '{group}'" in ingest.log_tail(50)
+        message = json.dumps({"device": "m1", "ts": SHARD_2021, "power_w": 12.5, "seq": 1})
+        publish(mosquitto, [(topic(unique_id, "energy"), message)])
+        assert wait_until(lambda: [row["seq"] for row in points(influx, influx_db, "energy", unique_id)] == [1])
+    finally:
+        ingest.stop()

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
-from ..errors import invalid_parameter
+from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..schemas import AttendanceDay, AttendanceRecord
 from ..timewindows import from_epoch_ms, local_day_bounds, to_epoch_ms
@@ -32,7 +32,7 @@ async def read_attendance_day(
         try:
             local_date = date.fromisoformat(day)
         except ValueError:
-            raise invalid_parameter("date", f"{day!r} is not a date in the form YYYY-MM-DD") from None
+            raise ApiError(422, "invalid_date", parameter="date", value=day) from None
 
     start, end = local_day_bounds(local_date, context.zone)
     statement = (

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from ingest.replay import ReplayError, replay
 
@@ -43,16 +43,11 @@ class DeadLetterPage(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    """Which entries to replay: a list of ids, or every entry with one reason."""
+    """Selection of entries to replay: a list of ids, or every entry with one reason."""
 
     ids: list[int] | None = Field(None, max_length=_REPLAY_MAX)
     reason: str | None = None
 
-    @model_validator(mode="after")
-    def _one_selector(self):
-        if (self.ids is None) == (self.reason is None):
-            raise ValueError("give either 'ids' or 'reason'")
-        return self
 
 
 class ReplayOut(BaseModel):
@@ -88,6 +83,8 @@ async def replay_dead_letters(
     context: Annotated[AppContext, Depends(get_context)], request: ReplayRequest
 ) -> ReplayOut:
     """Publish entries again to their topics at QoS 1 and delete those the broker accepted."""
+    if (request.ids is None) == (request.reason is None):
+        raise ApiError(422, "invalid_replay_request", parameter="ids")
     store = context.dead_letters
     if request.ids is not None:
         entries = [entry for entry in [await asyncio.to_thread(store.get, i) for i in request.ids] if entry]

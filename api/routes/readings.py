@@ -10,7 +10,7 @@ from contract import ID_PATTERN
 from contract.storage import MEASUREMENT_BY_STREAM, TAG_FIELDS, FieldKind, stored_fields
 
 from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
-from ..errors import ApiError, invalid_parameter
+from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..schemas import DeviceSeries, LatestReading, LatestResponse, SeriesPoint, SeriesResponse
 from ..timewindows import WINDOWS, bucket_count, from_epoch_ms, month_starts, snap_start, to_epoch_ms
@@ -126,7 +126,7 @@ async def read_series(
 
     chosen = WINDOWS.get(window)
     if chosen is None:
-        raise invalid_parameter("window", f"{window!r}; use one of {', '.join(WINDOWS)}")
+        raise ApiError(422, "invalid_window", parameter="window", window=window, choices=", ".join(WINDOWS))
 
     end_time = _parse_time("end", end, context) if end else datetime.now(zone)
     start_time = _parse_time("start", start, context) if start else end_time - timedelta(days=1)
@@ -222,9 +222,9 @@ def _parse_time(name: str, text: str, context: AppContext) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise invalid_parameter(name, f"{text!r} is not an ISO 8601 date or time, e.g. 2026-12-04 or 2026-12-04T08:00:00+07:00") from None
+        raise ApiError(422, "invalid_time", parameter=name, name=name, value=text) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=context.zone)
     if not 2000 <= moment.year <= 2100:
-        raise invalid_parameter(name, f"{text!r} is outside the years 2000 to 2100")
+        raise ApiError(422, "time_out_of_range", parameter=name, name=name, value=text)
     return moment
