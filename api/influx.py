@@ -8,7 +8,8 @@ import logging
 from dataclasses import dataclass, field
 
 import httpx
-from pydantic import SecretStr
+
+from ingest.influx_http import InfluxHttpClient
 
 from .errors import Unavailable
 
@@ -38,38 +39,17 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class InfluxReader:
+class InfluxReader(InfluxHttpClient):
     """Runs InfluxQL statements against one database, with times as epoch milliseconds."""
 
-    def __init__(
-        self,
-        url: str,
-        database: str,
-        username: str | None = None,
-        password: SecretStr | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.database = database
-        auth = (username, password.get_secret_value() if password else "") if username else None
-        self._client = httpx.AsyncClient(base_url=self.url, auth=auth, timeout=timeout_s)
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
-
-    async def ping(self) -> None:
-        """Check that InfluxDB answers ``/ping``.
+    async def check(self) -> None:
+        """Check that InfluxDB responds to ``/ping``.
 
         Raises:
-            Unavailable: no answer, or not 204.
+            Unavailable: no response, or not 204.
         """
-        try:
-            response = await self._client.get("/ping", timeout=3.0)
-        except httpx.HTTPError as exc:
-            raise Unavailable("influx_unavailable", f"ping of {self.url} failed: {exc!r}") from None
-        if response.status_code != 204:
-            raise Unavailable("influx_unavailable", f"ping of {self.url} answered HTTP {response.status_code}")
+        if not await self.ping():
+            raise Unavailable("influx_unavailable", f"ping of {self.url} failed or did not return 204")
 
     async def query(self, statements: str) -> list[list[Series]]:
         """Run one or more ``;``-separated statements; return the series of each statement.

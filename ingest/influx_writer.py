@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from pydantic import SecretStr
+
+from .influx_http import InfluxHttpClient
 
 logger = logging.getLogger(__name__)
 
@@ -47,33 +48,8 @@ class WriteResult:
     duration_s: float = 0.0
 
 
-class InfluxWriter:
-    """An HTTP client for one InfluxDB database, reused across requests."""
-
-    def __init__(
-        self,
-        url: str,
-        database: str,
-        username: str | None = None,
-        password: SecretStr | None = None,
-        timeout_s: float = 10.0,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.database = database
-        auth = (username, password.get_secret_value() if password else "") if username else None
-        self._client = httpx.AsyncClient(base_url=self.url, auth=auth, timeout=timeout_s)
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
-
-    async def ping(self) -> bool:
-        """Return True when ``/ping`` answers 204."""
-        try:
-            response = await self._client.get("/ping", timeout=5.0)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 204
+class InfluxWriter(InfluxHttpClient):
+    """Writes line protocol to one InfluxDB database, reusing its connections."""
 
     async def ensure_database(self) -> None:
         """Create the database when it is missing (``CREATE DATABASE`` is idempotent).

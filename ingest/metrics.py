@@ -22,6 +22,8 @@ Names and meaning:
   their ``ts`` was too far ahead.
 * ``smartoffice_ingest_write_duration_seconds``: histogram of the time to store one batch.
 * ``smartoffice_ingest_batches_queued``: batches waiting for the writer.
+* ``smartoffice_ingest_unacknowledged_messages``: messages read but not yet stored; the rest of
+  the backlog waits in the broker's session queue, which is the on-disk spool.
 * ``smartoffice_ingest_broker_connected``: 1 while connected to the broker.
 """
 
@@ -54,6 +56,7 @@ class IngestMetrics:
         self.broker_connected = 0
         self.receive_pauses = 0
         self.batches_discarded = 0
+        self.unacknowledged = 0
         self.dead_letters: dict[str, int] = defaultdict(int)
         self.dead_letters_evicted = 0
         self.clock_restamped = 0
@@ -92,6 +95,7 @@ class IngestMetrics:
         lines.append(f"{name}_count {self.write_duration_count}")
 
         _single(lines, "batches_queued", "gauge", self.batches_queued)
+        _single(lines, "unacknowledged_messages", "gauge", self.unacknowledged)
         _single(lines, "broker_connected", "gauge", self.broker_connected)
         return "\n".join(lines) + "\n"
 

@@ -164,6 +164,7 @@ class IngestService:
         self._connection += 1
         self._batch = Batch(connection=self._connection)
         self._unacknowledged = 0
+        self.metrics.unacknowledged = 0
         self._receiver = FastReceiver(client, self._on_message, manual_ack=self.settings.ack_after_write)
 
         async with client:
@@ -259,6 +260,7 @@ class IngestService:
         if message.qos > 0 and self.settings.ack_after_write:
             batch.packet_ids.append(message.mid)
             self._unacknowledged += 1
+            self.metrics.unacknowledged = self._unacknowledged
         self._handle(batch, message.topic, message.payload, message.retain)
 
         if len(batch.packet_ids) >= self.settings.batch_size or len(batch.lines) >= self.settings.batch_size:
@@ -376,6 +378,7 @@ class IngestService:
             receiver.ack(packet_id)
 
         self._unacknowledged -= len(batch.packet_ids)
+        self.metrics.unacknowledged = self._unacknowledged
         if receiver.paused and self._unacknowledged <= self.settings.max_unacknowledged // 2:
             receiver.resume()
 

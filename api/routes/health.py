@@ -51,7 +51,7 @@ async def _check_mqtt(context: AppContext) -> CheckResult:
 async def _check_influx(context: AppContext) -> CheckResult:
     started = time.perf_counter()
     try:
-        await context.reader.ping()
+        await context.reader.check()
     except Unavailable as exc:
         logger.warning("health check: %s", exc.reason)
         return CheckResult(ok=False, detail=exc.reason, latency_ms=_elapsed_ms(started))
