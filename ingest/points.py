@@ -20,7 +20,7 @@ from enum import Enum
 from contract import MODEL_BY_STREAM, ContractModel, TopicParts
 from contract.storage import CLOCK_FIELDS, MEASUREMENT_BY_STREAM, FieldKind, stored_fields, tag_names
 
-from .line_protocol import escape_key, escape_measurement, format_float, format_string
+from .line_protocol import escape_key, escape_measurement, format_string
 
 _OFFSET_MODULUS = 1_000_000
 
@@ -38,7 +38,8 @@ def _format_enum_string(value) -> str:
 
 
 _FORMATTERS: dict[FieldKind, Callable] = {
-    FieldKind.FLOAT: format_float,
+    # The contract's models reject NaN and Infinity, so repr needs no finiteness check here.
+    FieldKind.FLOAT: float.__repr__,
     FieldKind.INTEGER: _format_int,
     FieldKind.BOOLEAN: _format_bool,
     FieldKind.STRING: _format_enum_string,
@@ -49,12 +50,12 @@ _FORMATTERS: dict[FieldKind, Callable] = {
 class _StreamSpec:
     measurement: str
     tags: tuple[str, ...]
-    fields: tuple[tuple[str, str, Callable], ...]  # (attribute, escaped key, formatter)
+    fields: tuple[tuple[str, str, Callable], ...]  # (attribute, "escaped key=", formatter)
 
 
 def _build_spec(stream: str) -> _StreamSpec:
     fields = tuple(
-        (name, escape_key(name, "field key"), _FORMATTERS[kind])
+        (name, escape_key(name, "field key") + "=", _FORMATTERS[kind])
         for name, kind in stored_fields(stream).items()
         if name not in CLOCK_FIELDS
     )
@@ -91,11 +92,12 @@ class PointEncoder:
         spec = _SPECS[type(model)]
         series = self._series(spec, parts, model)
 
+        values = model.__dict__
         field_parts = []
-        for attribute, key, formatter in spec.fields:
-            value = getattr(model, attribute)
+        for attribute, prefix, formatter in spec.fields:
+            value = values[attribute]
             if value is not None:
-                field_parts.append(f"{key}={formatter(value)}")
+                field_parts.append(prefix + formatter(value))
         if restamp:
             field_parts.append(f"device_ts={model.ts}i,clock_invalid=true")
         field_set = ",".join(field_parts)
@@ -105,7 +107,8 @@ class PointEncoder:
         return f"{series} {field_set} {ts_ms * 1_000_000 + offset}"
 
     def _series(self, spec: _StreamSpec, parts: TopicParts, model: ContractModel) -> str:
-        tag_values = tuple(getattr(model, name) for name in spec.tags)
+        values = model.__dict__
+        tag_values = tuple([values[name] for name in spec.tags])
         cache_key = (spec.measurement, parts.opd, parts.node, tag_values)
         series = self._series_cache.get(cache_key)
         if series is not None:
