@@ -1,7 +1,7 @@
 """Delivery guarantee on real processes: dead letters, device clocks, crashes and outages.
 
-Field cases: B11 (QoS 1 messages published while ingest is offline), B13 (ingest killed while
-InfluxDB is down, before the write), B15 (a retained last will replayed at restart).
+Cases from the field: QoS 1 messages published while the ingest is offline; the ingest killed
+while InfluxDB is down, before the write; a retained last will replayed at a restart.
 """
 
 import json
@@ -99,7 +99,7 @@ def test_dead_letters_listed_and_replayed_after_fix(pipeline, unique_id):
     assert entry["payload"] == message
     assert entry["line"].startswith(f"room,device=sensor-1,node=gw-01,opd={unique_id},room=aula ")
 
-    # The fix: remove the measurement that holds the integer field, then replay.
+    # The fix: remove the measurement that contains the integer field, then replay.
     httpx.post(f"{pipeline.influx.url}/query", data={"db": pipeline.database, "q": 'DROP MEASUREMENT "room"'})
     replayed = httpx.post(pipeline.api_url + "/api/v1/dead-letters/replay", json={"ids": [entry["id"]]}, timeout=30)
     assert replayed.json() == {"replayed": [entry["id"]], "failed": {}}
@@ -165,7 +165,7 @@ def publish(mosquitto, messages, qos: int = 1, retain: bool = False) -> None:
     client.loop_stop()
 
 
-def test_b11_messages_published_while_offline_arrive_once(tmp_path, mosquitto, influx, influx_db, unique_id):
+def test_offline_qos1_messages_arrive_once(tmp_path, mosquitto, influx, influx_db, unique_id):
     client_id = new_client_id()
     ingest = start_ingest(tmp_path, mosquitto, influx, influx_db, client_id, max_age_days="36500")
     ingest.kill()
@@ -185,7 +185,7 @@ def test_b11_messages_published_while_offline_arrive_once(tmp_path, mosquitto, i
         ingest.stop()
 
 
-def test_b11_variant_qos0_while_offline_is_a_known_loss(tmp_path, mosquitto, influx, influx_db, unique_id):
+def test_offline_qos0_message_is_lost(tmp_path, mosquitto, influx, influx_db, unique_id):
     """QoS 0 is not queued for an offline session: devices must publish telemetry at QoS 1."""
     client_id = new_client_id()
     ingest = start_ingest(tmp_path, mosquitto, influx, influx_db, client_id, max_age_days="36500")
@@ -202,7 +202,7 @@ def test_b11_variant_qos0_while_offline_is_a_known_loss(tmp_path, mosquitto, inf
         ingest.stop()
 
 
-def test_b13_killed_during_influx_outage_loses_nothing(tmp_path, mosquitto, influx, influx_db, unique_id):
+def test_kill_during_influx_outage_loses_nothing(tmp_path, mosquitto, influx, influx_db, unique_id):
     client_id = new_client_id()
     ingest = start_ingest(tmp_path, mosquitto, influx, influx_db, client_id, max_age_days="36500")
     punch_ms = 1_741_590_131_000  # 2025-03-10T07:02:11Z
@@ -228,7 +228,7 @@ def test_b13_killed_during_influx_outage_loses_nothing(tmp_path, mosquitto, infl
         ingest.stop()
 
 
-def test_b15_retained_will_replay_adds_no_transition(tmp_path, mosquitto, influx, influx_db, unique_id):
+def test_retained_will_replay_adds_no_transition(tmp_path, mosquitto, influx, influx_db, unique_id):
     client_id = new_client_id()
     ingest = start_ingest(tmp_path, mosquitto, influx, influx_db, client_id, max_age_days="36500")
     status_topic = topic(unique_id, "status")

@@ -1,8 +1,9 @@
 """Ingest end to end: a real MQTT client publishes, the ingest process stores, InfluxDB answers.
 
-Field cases B01, B04 and B05 come from devices in their own formats; the edge node's adapters
-translate them into the contract (``temperature`` becomes ``temperature_c``, ``import_kwh``
-becomes ``energy_kwh_total``...). Here they enter in contract form, with the fault kept.
+The field cases (an integer then a float for one field, NaN and Infinity, timestamps in
+seconds) come from devices in their own formats; the edge node's adapters translate them into
+the contract (``temperature`` becomes ``temperature_c``, ``import_kwh`` becomes
+``energy_kwh_total``...). Here they enter in contract form, with the fault kept.
 """
 
 import json
@@ -85,8 +86,8 @@ def test_invalid_topic_is_rejected_without_stopping(pipeline, unique_id):
     assert pipeline.ingest.running()
 
 
-def test_b01_int_then_float_stays_float(pipeline, unique_id):
-    cases = [json.loads(line) for line in (CASES_DIR / "B01_int_then_float.jsonl").read_text().splitlines()]
+def test_int_then_float_stays_float(pipeline, unique_id):
+    cases = [json.loads(line) for line in (CASES_DIR / "int_then_float.jsonl").read_text().splitlines()]
     for index, case in enumerate(cases):
         payload = json.loads(case["payload"])
         message = {
@@ -107,9 +108,9 @@ def test_b01_int_then_float_stays_float(pipeline, unique_id):
     assert [row["temperature_c"] for row in rows(pipeline, "room", unique_id)] == [21.0, 21.5, 22.0]
 
 
-def test_b04_non_finite_field_dropped_rest_stored(pipeline, unique_id):
+def test_non_finite_field_dropped_rest_stored(pipeline, unique_id):
     dropped_before = metric(pipeline, 'smartoffice_ingest_fields_dropped_total{reason="invalid_value"}')
-    lines = (CASES_DIR / "B04_nan_inf.jsonl").read_text().splitlines()
+    lines = (CASES_DIR / "nan_inf.jsonl").read_text().splitlines()
     messages = []
     for line in lines:
         case = json.loads(line)
@@ -135,8 +136,8 @@ def test_b04_non_finite_field_dropped_rest_stored(pipeline, unique_id):
     assert metric(pipeline, 'smartoffice_ingest_fields_dropped_total{reason="invalid_value"}') == dropped_before + 2
 
 
-def test_b05_timestamp_stored_to_the_millisecond(pipeline, unique_id):
-    cases = [json.loads(line) for line in (CASES_DIR / "B05_timestamps.jsonl").read_text().splitlines()]
+def test_timestamp_stored_to_the_millisecond(pipeline, unique_id):
+    cases = [json.loads(line) for line in (CASES_DIR / "timestamps.jsonl").read_text().splitlines()]
     shelly = json.loads(cases[0]["payload"])
     ts_ms = round(shelly["params"]["ts"] * 1000)  # the edge converts Shelly's float seconds
     message = {"device": "shellyplus1pm-a8032ab1c2d3", "ts": ts_ms, "power_w": shelly["params"]["switch:0"]["apower"]}
@@ -149,7 +150,7 @@ def test_b05_timestamp_stored_to_the_millisecond(pipeline, unique_id):
     assert stored["power_w"] == 57.3
 
 
-def test_b05_timestamp_in_seconds_is_rejected(pipeline, unique_id):
+def test_timestamp_in_seconds_is_rejected(pipeline, unique_id):
     message = {"device": "shelly-1", "ts": 1_736_603_810, "power_w": 57.3}
     pipeline.publish([(topic(unique_id, "energy"), json.dumps(message))])
 

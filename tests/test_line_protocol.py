@@ -15,8 +15,8 @@ from ingest.line_protocol import (
     format_field_value,
 )
 
-B03_INPUT = CASES_DIR / "B03_escaping.jsonl"
-B03_EXPECTED = CASES_DIR / "B03_expected.lp"
+ESCAPING_INPUT = CASES_DIR / "escaping.jsonl"
+ESCAPING_EXPECTED = CASES_DIR / "escaping_expected.lp"
 
 
 @pytest.mark.parametrize(
@@ -76,11 +76,11 @@ def test_encode_line_without_fields_raises():
         encode_line("room", {"opd": "dinkes"}, {"co2_ppm": None}, 5)
 
 
-def _b03_lines() -> tuple[list[str], list[str], list[dict]]:
-    """Encode the B03 case messages as the field case describes them; return (lines, expected, cases)."""
-    cases = [json.loads(line) for line in B03_INPUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _escaping_case_lines() -> tuple[list[str], list[str], list[dict]]:
+    """Encode the escaping case messages as the case describes them; return (lines, expected, cases)."""
+    cases = [json.loads(line) for line in ESCAPING_INPUT.read_text(encoding="utf-8").splitlines() if line.strip()]
     expected = [
-        line for line in B03_EXPECTED.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
+        line for line in ESCAPING_EXPECTED.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")
     ]
     lines = []
     for case in cases[:2]:
@@ -100,13 +100,13 @@ def _epoch_s(iso_utc: str) -> float:
     return datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).timestamp()
 
 
-def test_b03_lines_match_expected_escaping():
-    lines, expected, _ = _b03_lines()
+def test_escaping_matches_expected_lines():
+    lines, expected, _ = _escaping_case_lines()
     assert lines == expected
 
 
-def test_b03_trailing_backslash_tag_is_rejected():
-    _, _, cases = _b03_lines()
+def test_trailing_backslash_tag_is_rejected():
+    _, _, cases = _escaping_case_lines()
     alias = cases[2]["meta"]["device_alias"]
     assert alias.endswith("\\")
     with pytest.raises(LineProtocolError) as raised:
@@ -115,8 +115,8 @@ def test_b03_trailing_backslash_tag_is_rejected():
 
 
 @pytest.mark.integration
-def test_b03_round_trip_returns_original_strings(influx, influx_db):
-    lines, _, cases = _b03_lines()
+def test_round_trip_returns_original_strings(influx, influx_db):
+    lines, _, cases = _escaping_case_lines()
     response = httpx.post(
         f"{influx.url}/write", params={"db": influx_db, "precision": "ns"}, content="\n".join(lines).encode()
     )
