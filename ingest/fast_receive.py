@@ -1,33 +1,39 @@
-"""Fast receive path for an aiomqtt client: manual PUBACK, direct callback, buffered reads.
+"""Fast receive path for an aiomqtt client: manual PUBACK, own PUBLISH parsing, buffered reads.
 
 aiomqtt 2.5 (on paho-mqtt 2.2) hands each message over with an asyncio task and a queue
 and reads one packet per wake-up of the event loop, with three or more ``recv`` system calls
 per packet. Measured on a 2-core machine with a 100,000-message backlog, that caps a
-subscriber at about 19,000 msg/s; this path reaches about 33,000 msg/s on the same run
-(``bench/ingest_throughput.py``). It changes three things on the paho client that aiomqtt
-wraps, before the connection is opened:
+subscriber at about 19,000 msg/s (``docs/benchmarks.md``). This path changes four things on
+the paho client that aiomqtt wraps, before the connection is opened:
 
 1. ``manual_ack_set(True)``: paho sends no PUBACK by itself; the caller acknowledges each
    QoS 1 message with ``FastReceiver.ack`` once it is durable.
-2. ``on_message`` calls the handler synchronously on the event loop, with the paho message,
-   instead of aiomqtt's conversion and queue. ``client.messages`` then yields nothing but still
-   raises ``aiomqtt.MqttError`` when the connection drops.
-3. Socket reads go through a 256 KiB buffer, and one read event parses every complete packet
-   in it. Reading can be paused and resumed, for backpressure.
+2. Socket reads go through a 256 KiB buffer, and one read event parses up to
+   ``PACKETS_PER_READ_EVENT`` packets from it. Reading can be paused and resumed, for
+   backpressure.
+3. Complete QoS 0 and QoS 1 PUBLISH packets in that buffer are decoded here
+   (``publish_decoder``) and passed straight to the handler; every other packet, and a
+   PUBLISH that paho has started reading, goes through paho as usual.
+4. paho's own ``on_message`` (for the PUBLISH packets it still reads) calls the same handler,
+   instead of aiomqtt's conversion and queue. ``client.messages`` then yields nothing but
+   still raises ``aiomqtt.MqttError`` when the connection drops.
 
-NOTE: items 2 and 3 replace ``_sock_recv``, ``loop_read`` and ``on_socket_open`` on the paho
-client instance, which are internals of paho-mqtt 2.2 and aiomqtt 2.5 (both pinned in
-pyproject.toml); aiomqtt has no option for manual acknowledgement either (aiomqtt issue #345).
-The ingest integration tests exercise this path end to end, so an upgrade that changes them
-fails there.
+NOTE: this replaces ``_sock_recv``, ``loop_read`` and ``on_socket_open`` on the paho client
+instance and reads ``_in_packet`` and ``_last_bytes_received``, which are internals of
+paho-mqtt 2.2 and aiomqtt 2.5 (both pinned in pyproject.toml); aiomqtt has no option for
+manual acknowledgement either (aiomqtt issue #345). The ingest integration tests exercise
+this path end to end, so an upgrade that changes them fails there.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import aiomqtt
 import paho.mqtt.client as paho_client
+
+from .publish_decoder import decode_publish
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ READ_BUFFER_BYTES = 256 * 1024
 PACKETS_PER_READ_EVENT = 1_000
 """Packets parsed per turn of the event loop, so a long backlog does not starve other tasks."""
 
-MessageHandler = Callable[[paho_client.MQTTMessage], None]
+MessageHandler = Callable[[str, bytes, int, int, bool], None]
+"""Called with (topic, payload, qos, packet id, retain) for every PUBLISH received."""
 
 
 class _BufferedReader:
@@ -49,6 +56,14 @@ class _BufferedReader:
     def has_data(self) -> bool:
         """True while bytes read from the socket wait to be parsed."""
         return self._position < len(self._data)
+
+    def take_publish(self):
+        """Remove and return the complete PUBLISH packet at the read position, or None."""
+        decoded = decode_publish(self._data, self._position)
+        if decoded is None:
+            return None
+        packet, self._position = decoded
+        return packet
 
     def recv(self, size: int) -> bytes:
         """Return up to ``size`` bytes; raises what paho's own read raises when none are ready."""
@@ -82,7 +97,11 @@ class FastReceiver:
         # Without manual acknowledgement paho sends each PUBACK on receipt; that mode exists
         # only to measure what the delivery guarantee costs.
         self._paho.manual_ack_set(manual_ack)
-        self._paho.on_message = lambda _client, _userdata, message: on_message(message)
+        self._manual_ack = manual_ack
+        self._on_message = on_message
+        self._paho.on_message = lambda _client, _userdata, message: on_message(
+            message.topic, message.payload, message.qos, message.mid, message.retain
+        )
 
         self._reader = _BufferedReader(self._paho._sock_recv)  # noqa: SLF001
         self._paho._sock_recv = self._reader.recv  # noqa: SLF001
@@ -134,16 +153,33 @@ class FastReceiver:
                 self._loop.remove_reader(self._socket_fd)
             return success
 
-        result = self._read_one_packet(max_packets)
-        packets = 1
-        while result == success and not self._paused and self._has_unread_bytes():
-            if packets >= PACKETS_PER_READ_EVENT:
-                # Let the writer and timers run; the buffered bytes raise no new read event.
-                self._loop.call_soon(self._on_readable)
+        result = success
+        decoded_any = False
+        for _ in range(PACKETS_PER_READ_EVENT):
+            packet = None
+            if self._paho._in_packet["command"] == 0:  # noqa: SLF001 - paho is between packets
+                packet = self._reader.take_publish()
+            if packet is not None:
+                decoded_any = True
+                self._receive(packet)
+            else:
+                result = self._read_one_packet(max_packets)
+            if result != success or self._paused or not self._has_unread_bytes():
                 break
-            result = self._read_one_packet(max_packets)
-            packets += 1
+        else:
+            # Let the writer and timers run; the buffered bytes raise no new read event.
+            self._loop.call_soon(self._on_readable)
+
+        if decoded_any:
+            # paho's keepalive check counts only the bytes paho itself read.
+            self._paho._last_bytes_received = time.monotonic()  # noqa: SLF001
         return result
+
+    def _receive(self, packet) -> None:
+        if packet.qos and not self._manual_ack:
+            # paho's ack() sends nothing unless manual acknowledgement is on.
+            self._paho._send_puback(packet.packet_id)  # noqa: SLF001
+        self._on_message(packet.topic, packet.payload, packet.qos, packet.packet_id, packet.retain)
 
     def _has_unread_bytes(self) -> bool:
         if self._reader.has_data():

@@ -23,7 +23,6 @@ import logging
 import time
 
 import aiomqtt
-from paho.mqtt.client import MQTTMessage
 
 from contract import (
     TELEMETRY_STREAMS,
@@ -254,14 +253,14 @@ class IngestService:
             logger=logging.getLogger("ingest.mqtt"),
         )
 
-    def _on_message(self, message: MQTTMessage) -> None:
-        """Validate and encode one message into the open batch; never raises for bad input."""
+    def _on_message(self, topic: str, payload: bytes, qos: int, packet_id: int, retain: bool) -> None:
+        """Validate and encode one message into the open batch; bad input is rejected, not raised."""
         batch = self._batch
-        if message.qos > 0 and self.settings.ack_after_write:
-            batch.packet_ids.append(message.mid)
+        if qos > 0 and self.settings.ack_after_write:
+            batch.packet_ids.append(packet_id)
             self._unacknowledged += 1
             self.metrics.unacknowledged = self._unacknowledged
-        self._handle(batch, message.topic, message.payload, message.retain)
+        self._handle(batch, topic, payload, retain)
 
         if len(batch.packet_ids) >= self.settings.batch_size or len(batch.lines) >= self.settings.batch_size:
             self._queue_batch()
