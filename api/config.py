@@ -51,3 +51,8 @@ class ApiSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"SMARTOFFICE_TIMEZONE={value!r} is not an IANA time zone, e.g. Asia/Jakarta") from None
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value

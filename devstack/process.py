@@ -98,7 +98,11 @@ class ManagedProcess:
             logger.warning("%s did not stop within %.0f s, killing it", self.name, timeout_s)
             self._signal_group(signal.SIGKILL)
             self._popen.wait()
-        logger.info("stopped %s (exit code %s)", self.name, self._popen.returncode)
+        code = self._popen.returncode
+        if code == -signal.SIGTERM:
+            logger.info("stopped %s (ended by SIGTERM)", self.name)
+        else:
+            logger.info("stopped %s (exit code %s)", self.name, code)
 
     def kill(self) -> None:
         """Send SIGKILL to the process group at once, as a crash or power loss would."""

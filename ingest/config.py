@@ -84,3 +84,8 @@ class IngestSettings(BaseSettings):
         if problem:
             raise ValueError(f"SMARTOFFICE_MQTT_SHARE_GROUP: {problem}")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
