@@ -13,7 +13,7 @@ from .config import ApiSettings
 from .deps import AppContext
 from .errors import install_error_handlers
 from .influx import InfluxReader
-from .routes import attendance, dead_letters, health, opds, readings
+from .routes import attendance, dead_letters, energy, health, opds, readings
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(opds.router)
     app.include_router(readings.router)
+    app.include_router(energy.router)
     app.include_router(attendance.router)
     app.include_router(dead_letters.router)
     return app

@@ -1,19 +1,19 @@
 """Latest readings and aggregated time series of an OPD."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from contract import ID_PATTERN
 from contract.storage import MEASUREMENT_BY_STREAM, TAG_FIELDS, FieldKind, stored_fields
 
 from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
 from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..schemas import DeviceSeries, LatestReading, LatestResponse, SeriesPoint, SeriesResponse
-from ..timewindows import WINDOWS, bucket_count, from_epoch_ms, month_starts, snap_start, to_epoch_ms
+from ..params import EndQuery, IdQuery, StartQuery, WindowQuery, resolve_range
+from ..timewindows import from_epoch_ms, month_starts, to_epoch_ms
 
 router = APIRouter(prefix="/api/v1/opds/{opd}", tags=["readings"])
 
@@ -51,8 +51,6 @@ class Aggregate(StrEnum):
 
 _ANY_TYPE_AGGREGATES = {Aggregate.COUNT, Aggregate.FIRST, Aggregate.LAST}
 _NUMERIC = {FieldKind.FLOAT, FieldKind.INTEGER}
-
-IdQuery = Query(pattern=ID_PATTERN, max_length=64, description="Filter by this id")
 
 
 @router.get("/latest", response_model=LatestResponse)
@@ -104,9 +102,9 @@ async def read_series(
     field: Annotated[str, Query(description="Field to aggregate, e.g. temperature_c or power_w")],
     stream: Annotated[SeriesStream, Query(description="Stream of the field")] = SeriesStream.ROOM,
     agg: Annotated[Aggregate, Query(description="Aggregate per window")] = Aggregate.MEAN,
-    window: Annotated[str, Query(description="Window: " + ", ".join(WINDOWS))] = "1h",
-    start: Annotated[str | None, Query(description="ISO 8601 date or time; without offset, local time")] = None,
-    end: Annotated[str | None, Query(description="ISO 8601 date or time, exclusive; default now")] = None,
+    window: Annotated[str, WindowQuery] = "1h",
+    start: Annotated[str | None, StartQuery] = None,
+    end: Annotated[str | None, EndQuery] = None,
     node: Annotated[str | None, IdQuery] = None,
     device: Annotated[str | None, IdQuery] = None,
     room: Annotated[str | None, IdQuery] = None,
@@ -124,21 +122,8 @@ async def read_series(
     if fields[field] not in _NUMERIC and agg not in _ANY_TYPE_AGGREGATES:
         raise ApiError(422, "field_not_numeric", parameter="agg", field=field, agg=agg.value)
 
-    chosen = WINDOWS.get(window)
-    if chosen is None:
-        raise ApiError(422, "invalid_window", parameter="window", window=window, choices=", ".join(WINDOWS))
-
-    end_time = _parse_time("end", end, context) if end else datetime.now(zone)
-    start_time = _parse_time("start", start, context) if start else end_time - timedelta(days=1)
-    if start_time >= end_time:
-        raise ApiError(422, "range_order", parameter="start", start=start_time.isoformat(), end=end_time.isoformat())
-    start_time = snap_start(start_time, chosen, zone)
-
-    count = bucket_count(start_time, end_time, chosen, zone)
-    if count > context.settings.max_series_points:
-        raise ApiError(
-            422, "too_many_buckets", parameter="window", window=window, count=count, limit=context.settings.max_series_points
-        )
+    time_range = resolve_range(window, start, end, zone, context.settings.max_series_points)
+    chosen, start_time, end_time = time_range.window, time_range.start, time_range.end
 
     conditions = [f"{quote_ident('opd')} = {quote_string(opd)}"]
     for tag, value in (("node", node), ("device", device), ("room", room)):
@@ -215,16 +200,3 @@ def _next_month(month_start: datetime) -> datetime:
 
 def _time_range(start_time: datetime, end_time: datetime) -> list[str]:
     return [f"time >= {to_epoch_ms(start_time)}ms", f"time < {to_epoch_ms(end_time)}ms"]
-
-
-def _parse_time(name: str, text: str, context: AppContext) -> datetime:
-    """Parse an ISO 8601 date or time; a value without offset is local to the deployment."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(422, "invalid_time", parameter=name, name=name, value=text) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=context.zone)
-    if not 2000 <= moment.year <= 2100:
-        raise ApiError(422, "time_out_of_range", parameter=name, name=name, value=text)
-    return moment
