@@ -6,14 +6,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from contract.catalogue import load_catalogue
+from contract.catalogue import CatalogueError, load_catalogue
 from ingest.dead_letters import DeadLetterStore
 
 from .config import ApiSettings
 from .deps import AppContext
-from .errors import install_error_handlers
+from .errors import ApiError, install_error_handlers
 from .influx import InfluxReader
-from .routes import attendance, dead_letters, energy, health, opds, readings
+from .office_hours import load_office_hours
+from .routes import attendance, dead_letters, energy, health, opds, readings, recap
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +28,14 @@ default; add `?lang=en` or `Accept-Language: en` for English.
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """Build the application; the catalogue is loaded now, so a bad file fails at start-up."""
+    """Build the application; the catalogue and office hours are loaded now, so a bad file fails at start-up."""
     settings = settings or ApiSettings()
     catalogue = load_catalogue(settings.catalogue_file)
+    office_hours = load_office_hours(settings.office_hours_file)
+    try:
+        energy.tariff_table(settings.tariffs_file)
+    except ApiError as exc:
+        raise CatalogueError(f"invalid tariff file: {exc.values.get('problem')}") from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -62,11 +68,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         logger.info("API stopped")
 
     app = FastAPI(title="Kantor Pintar API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.office_hours = office_hours
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(opds.router)
     app.include_router(readings.router)
     app.include_router(energy.router)
     app.include_router(attendance.router)
+    app.include_router(recap.router)
     app.include_router(dead_letters.router)
     return app

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "regency.yaml"
+DEFAULT_OFFICE_HOURS = Path(__file__).resolve().parent.parent / "config" / "office_hours.yaml"
+DEFAULT_TARIFFS = Path(__file__).resolve().parent.parent / "config" / "tariffs.yaml"
 
 
 class ApiSettings(BaseSettings):
@@ -32,6 +34,12 @@ class ApiSettings(BaseSettings):
 
     timezone: str = Field("Asia/Jakarta", description="IANA zone for day, week and month boundaries (WIB)")
     catalogue_file: Path = Field(DEFAULT_CATALOGUE, description="YAML catalogue of OPDs, rooms, nodes and devices")
+    tariffs_file: Path = Field(
+        DEFAULT_TARIFFS, description="YAML table of electricity tariff classes, prices and the class of each meter"
+    )
+    office_hours_file: Path = Field(
+        DEFAULT_OFFICE_HOURS, description="YAML office hours, cuti bersama dates and Ramadan periods of the recap"
+    )
     latest_lookback_days: int = Field(
         30, ge=1, le=3650, description="How far back a 'latest reading' query looks, days"
     )

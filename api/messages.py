@@ -66,9 +66,29 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Parameter 'date' tidak valid: '{value}' bukan tanggal dengan format YYYY-MM-DD.",
         "en": "Parameter 'date' is invalid: '{value}' is not a date in the form YYYY-MM-DD.",
     },
+    "invalid_day": {
+        "id": "Parameter '{name}' tidak valid: '{value}' bukan tanggal dengan format YYYY-MM-DD antara tahun 2000 dan 2100.",
+        "en": "Parameter '{name}' is invalid: '{value}' is not a date in the form YYYY-MM-DD between the years 2000 and 2100.",
+    },
+    "day_range_order": {
+        "id": "Parameter 'end' ({end}) tidak boleh lebih awal dari 'start' ({start}).",
+        "en": "Parameter 'end' ({end}) must not be earlier than 'start' ({start}).",
+    },
+    "day_range_too_long": {
+        "id": "Parameter 'end' tidak valid: rentang {start} sampai {end} berisi {days} hari, maksimum {limit}. Persempit rentang.",
+        "en": "Parameter 'end' is invalid: the range {start} to {end} has {days} days, at most {limit} are allowed. Use a shorter range.",
+    },
+    "too_many_punches": {
+        "id": "Rentang {start} sampai {end} berisi lebih dari {limit} absensi, terlalu banyak untuk satu rekap. Persempit rentang lewat parameter 'end'.",
+        "en": "The range {start} to {end} has more than {limit} punches, too many for one recap. Use a shorter range through the parameter 'end'.",
+    },
     "invalid_replay_request": {
         "id": "Permintaan tidak valid: isi 'ids' atau 'reason', salah satu saja.",
         "en": "Invalid request: give either 'ids' or 'reason', not both.",
+    },
+    "tariffs_invalid": {
+        "id": "Tabel tarif listrik tidak dapat dibaca: {problem}. Perbaiki berkas tarif (SMARTOFFICE_TARIFFS_FILE).",
+        "en": "The electricity tariff table cannot be read: {problem}. Fix the tariff file (SMARTOFFICE_TARIFFS_FILE).",
     },
     "not_found": {
         "id": "Alamat '{path}' tidak ditemukan. Dokumentasi API ada di /docs.",

@@ -1,8 +1,16 @@
-"""Energy consumption of an OPD per window, computed from the meters' cumulative registers."""
+"""Energy consumption of an OPD per window, computed from the meters' cumulative registers.
 
-from datetime import datetime, timedelta
+``/energy`` returns kWh and register anomalies; ``/energy/report`` adds the cost in Rupiah, the
+kWh used outside office hours and the peak power.
+"""
+
+import logging
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
+import yaml
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
@@ -16,11 +24,25 @@ from ..energy import (
     AnomalyKind,
     bucket_edges,
     bucket_edges_ms,
+    consumption_intervals,
     consumption_per_bucket,
 )
+from ..errors import ApiError
 from ..influx import Series, quote_ident, quote_string
 from ..params import EndQuery, IdQuery, StartQuery, WindowQuery, resolve_range
-from ..timewindows import from_epoch_ms, to_epoch_ms
+from ..tariffs import (
+    TariffError,
+    TariffPeriod,
+    TariffTable,
+    cost_per_bucket,
+    meter_tariff_periods,
+    parse_tariff_table,
+    peaks_per_bucket,
+    round_idr,
+)
+from ..timewindows import from_epoch_ms, month_starts, to_epoch_ms
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/opds/{opd}", tags=["energy"])
 
@@ -205,3 +227,238 @@ def _anomaly(anomaly: Anomaly, context: AppContext) -> EnergyAnomaly:
         counted_kwh=round(anomaly.counted_kwh, _DECIMALS),
         power_kw=power_kw,
     )
+
+
+class TariffUsed(BaseModel):
+    """A tariff class and price that priced some of the report's energy."""
+
+    tariff_class: str = Field(description="PLN tariff class, e.g. P-1/TR")
+    idr_per_kwh: float = Field(description="Price, Rupiah per kWh")
+    effective_from: date = Field(description="Local date from which the meter was billed at this class and price")
+
+
+class ReportBucket(BaseModel):
+    """Energy, cost, waste indicator and peak of one meter in one window; ``ts`` and ``time`` are its start."""
+
+    ts: int
+    time: datetime
+    kwh: float = Field(description="Energy consumed in the window, kWh, rounded to 3 decimals")
+    cost_idr: int = Field(description="Cost of that energy, whole Rupiah")
+    off_hours_kwh: float = Field(description="Part of kwh used outside office hours, kWh, rounded to 3 decimals")
+    peak_kw: float | None = Field(description="Max of power_w in the window, kW; null without power readings")
+
+
+class ReportTotal(BaseModel):
+    """Energy, cost and waste indicator of every meter in one window."""
+
+    ts: int
+    time: datetime
+    kwh: float
+    cost_idr: int
+    off_hours_kwh: float
+
+
+class MeterReport(BaseModel):
+    """Report of one meter register: a device, or one circuit of a multi-circuit device."""
+
+    node: str
+    device: str
+    circuit: str | None = None
+    total_kwh: float
+    total_cost_idr: int
+    total_off_hours_kwh: float
+    peak_kw: float | None = Field(description="Max of the windows' peak_kw, kW")
+    tariffs: list[TariffUsed] = Field(description="Tariffs that priced this meter's energy in the range, oldest first")
+    buckets: list[ReportBucket]
+
+
+class EnergyReportResponse(BaseModel):
+    """Cost, consumption outside office hours and peak power of an OPD's meters per window."""
+
+    opd: str
+    window: str
+    timezone: str
+    start: datetime = Field(description="Start of the first bucket")
+    end: datetime = Field(description="End of the range (exclusive) and of the last bucket")
+    office_hours: str = Field(description="Office hours that off_hours_kwh is measured against, local time")
+    total_kwh: float
+    total_cost_idr: int
+    total_off_hours_kwh: float
+    totals: list[ReportTotal] = Field(description="Every meter per window")
+    tariffs: list[TariffUsed] = Field(description="Every tariff used in the report")
+    meters: list[MeterReport]
+
+
+_OFFICE_HOURS_TEXT = "Monday-Thursday 07:30-16:00, Friday 07:30-16:30; weekends are outside office hours"
+
+
+@router.get("/energy/report", response_model=EnergyReportResponse)
+async def read_energy_report(
+    context: Annotated[AppContext, Depends(get_context)],
+    opd: Annotated[str, OpdPath],
+    window: Annotated[str, WindowQuery] = "1d",
+    start: Annotated[str | None, StartQuery] = None,
+    end: Annotated[str | None, EndQuery] = None,
+    device: Annotated[str | None, IdQuery] = None,
+) -> EnergyReportResponse:
+    """Return each meter's kWh, cost in Rupiah, kWh outside office hours and peak kW per window.
+
+    kWh are computed as in `/energy`. Each meter is priced with its tariff class from the tariff
+    file, or P-1/TR when the file does not map it. A window that contains a tariff change is
+    split at the change, and each part is priced at its own price. `off_hours_kwh` is the energy used outside the fixed
+    office hours in `office_hours`, with interval energy spread linearly over time. `peak_kw` is
+    the max of `power_w` in the window. The OPD totals have no peak, because the meters' peaks
+    need not fall at the same time. Costs are summed unrounded and then rounded, so a total can
+    differ from the sum of the rounded bucket costs by a few Rupiah.
+    """
+    await ensure_known_opd(context, opd)
+    table = tariff_table(context.settings.tariffs_file)
+    zone = context.zone
+    time_range = resolve_range(window, start, end, zone, context.settings.max_series_points)
+
+    readings = await _read_registers(context, opd, device, time_range.start, time_range.end)
+    peaks = await _read_peaks(context, opd, device, time_range.start, time_range.end, time_range.window)
+
+    edges = bucket_edges(time_range.start, time_range.end, time_range.window, zone)
+    edges_ms = bucket_edges_ms(edges)
+    totals = [[0.0, 0.0, 0.0] for _ in range(len(edges) - 1)]  # kWh, Rupiah, off-hours kWh per bucket
+    all_tariffs: set[TariffPeriod] = set()
+    meters = []
+    for key in sorted(set(readings) | set(peaks)):
+        node, meter_device, circuit = key
+        intervals, _ = consumption_intervals(readings.get(key, []), DEFAULT_JITTER_KWH, DEFAULT_MAX_POWER_KW)
+        periods = meter_tariff_periods(table, opd, node, meter_device, circuit)
+        costs, used = cost_per_bucket(intervals, edges_ms, periods, zone)
+        meter_peaks = peaks_per_bucket(peaks.get(key, []), edges_ms)
+
+        meter_tariffs = sorted({periods[index] for indexes in used for index in indexes}, key=lambda p: p.effective_from)
+        all_tariffs.update(meter_tariffs)
+        for total, cost in zip(totals, costs):
+            total[0] += cost.kwh
+            total[1] += cost.cost_idr
+            total[2] += cost.off_hours_kwh
+
+        known_peaks = [peak for peak in meter_peaks if peak is not None]
+        meters.append(
+            MeterReport(
+                node=node,
+                device=meter_device,
+                circuit=circuit or None,
+                total_kwh=round(sum(cost.kwh for cost in costs), _DECIMALS),
+                total_cost_idr=round_idr(sum(cost.cost_idr for cost in costs)),
+                total_off_hours_kwh=round(sum(cost.off_hours_kwh for cost in costs), _DECIMALS),
+                peak_kw=round(max(known_peaks), _DECIMALS) if known_peaks else None,
+                tariffs=[_tariff_used(period) for period in meter_tariffs],
+                buckets=[
+                    ReportBucket(
+                        ts=to_epoch_ms(edge),
+                        time=edge,
+                        kwh=round(cost.kwh, _DECIMALS),
+                        cost_idr=round_idr(cost.cost_idr),
+                        off_hours_kwh=round(cost.off_hours_kwh, _DECIMALS),
+                        peak_kw=None if peak is None else round(peak, _DECIMALS),
+                    )
+                    for edge, cost, peak in zip(edges, costs, meter_peaks)
+                ],
+            )
+        )
+
+    return EnergyReportResponse(
+        opd=opd,
+        window=time_range.window.name,
+        timezone=context.settings.timezone,
+        start=time_range.start,
+        end=time_range.end,
+        office_hours=_OFFICE_HOURS_TEXT,
+        total_kwh=round(sum(total[0] for total in totals), _DECIMALS),
+        total_cost_idr=round_idr(sum(total[1] for total in totals)),
+        total_off_hours_kwh=round(sum(total[2] for total in totals), _DECIMALS),
+        totals=[
+            ReportTotal(
+                ts=to_epoch_ms(edge),
+                time=edge,
+                kwh=round(kwh, _DECIMALS),
+                cost_idr=round_idr(cost_idr),
+                off_hours_kwh=round(off_hours_kwh, _DECIMALS),
+            )
+            for edge, (kwh, cost_idr, off_hours_kwh) in zip(edges, totals)
+        ],
+        tariffs=[
+            _tariff_used(period)
+            for period in sorted(all_tariffs, key=lambda p: (p.effective_from, p.tariff_class, p.idr_per_kwh))
+        ],
+        meters=meters,
+    )
+
+
+def tariff_table(path: Path) -> TariffTable:
+    """Return the tariff table of ``path``, read again only when the file's modification time changes.
+
+    The application factory calls it once, so an invalid file stops the API at start-up; a file
+    edited into an invalid state later gives a 500 on the report route until it is fixed.
+
+    Raises:
+        ApiError: 500 ``tariffs_invalid`` when the file cannot be read or is invalid.
+    """
+    try:
+        modified_ns = path.stat().st_mtime_ns
+    except OSError as exc:
+        logger.error("Cannot read tariff file %s: %s", path, exc.strerror)
+        raise ApiError(500, "tariffs_invalid", problem=f"{path}: {exc.strerror}") from None
+    return _load_tariff_table(path, modified_ns)
+
+
+@lru_cache(maxsize=4)
+def _load_tariff_table(path: Path, modified_ns: int) -> TariffTable:
+    """Read and validate a tariff file; ``modified_ns`` is part of the cache key only."""
+    try:
+        return parse_tariff_table(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        problem = f"{path}: {exc.strerror}"
+    except yaml.YAMLError as exc:
+        problem = f"{path} is not valid YAML: {exc}"
+    except TariffError as exc:
+        problem = f"{path}: {exc}"
+    logger.error("Invalid tariff file: %s", problem)
+    raise ApiError(500, "tariffs_invalid", problem=problem)
+
+
+def _tariff_used(period: TariffPeriod) -> TariffUsed:
+    return TariffUsed(
+        tariff_class=period.tariff_class, idr_per_kwh=period.idr_per_kwh, effective_from=period.effective_from
+    )
+
+
+async def _read_peaks(
+    context: AppContext, opd: str, device: str | None, start: datetime, end: datetime, window
+) -> dict[MeterKey, list[tuple[int, float | None]]]:
+    """Read ``max(power_w)`` of each meter per window of ``[start, end)``, aligned to the zone as in ``/series``.
+
+    A calendar month has no InfluxQL interval, so months are read with one statement each.
+    """
+    conditions = [f"{quote_ident('opd')} = {quote_string(opd)}"]
+    if device is not None:
+        conditions.append(f"{quote_ident('device')} = {quote_string(device)}")
+    where = " AND ".join(conditions)
+    selection = f"SELECT max({quote_ident('power_w')}) AS power_w FROM {quote_ident(MEASUREMENT_BY_STREAM['energy'])}"
+    group_by = ", ".join(quote_ident(tag) for tag in _METER_TAGS)
+
+    if window.influxql is not None:
+        bounds = [(start, end)]
+        grouping = f"GROUP BY time({window.influxql}), {group_by} fill(none) tz({quote_string(context.settings.timezone)})"
+    else:
+        starts = month_starts(start, end, context.zone)
+        bounds = list(zip(starts, [*starts[1:], end]))
+        grouping = f"GROUP BY {group_by}"
+    statements = [
+        f"{selection} WHERE {where} AND time >= {to_epoch_ms(low)}ms AND time < {to_epoch_ms(high)}ms {grouping}"
+        for low, high in bounds
+    ]
+    answers = await context.reader.query("; ".join(statements))
+
+    peaks: dict[MeterKey, list[tuple[int, float | None]]] = {}
+    for answer in answers:
+        for series in answer:
+            key = tuple(series.tags.get(tag, "") for tag in _METER_TAGS)
+            peaks.setdefault(key, []).extend((row["time"], row.get("power_w")) for row in series.rows)
+    return peaks
