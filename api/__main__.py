@@ -27,7 +27,15 @@ def main() -> int:
         logging.getLogger("api").error("cannot start: %s", exc)
         return 2
 
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    # Open live streams would otherwise hold a SIGTERM until every browser disconnects.
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 

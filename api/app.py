@@ -1,7 +1,8 @@
 """FastAPI application factory."""
 
+import asyncio
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -13,8 +14,9 @@ from .config import ApiSettings
 from .deps import AppContext
 from .errors import ApiError, install_error_handlers
 from .influx import InfluxReader
+from .live import LiveHub, LiveSubscriber
 from .office_hours import load_office_hours
-from .routes import attendance, dead_letters, energy, health, opds, readings, recap
+from .routes import attendance, dead_letters, energy, exports, health, live, opds, readings, recap
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.influx_db,
             settings.timezone,
         )
+        app.state.live_hub = LiveHub(settings.live_queue_size)
+        subscriber = LiveSubscriber(settings, app.state.live_hub, ZoneInfo(settings.timezone))
+        live_task = asyncio.create_task(subscriber.run(), name="live_subscriber")
         yield
+        live_task.cancel()
+        with suppress(asyncio.CancelledError):
+            await live_task
         await reader.close()
         dead_letters.close()
         logger.info("API stopped")
@@ -76,5 +84,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(energy.router)
     app.include_router(attendance.router)
     app.include_router(recap.router)
+    app.include_router(exports.router)
     app.include_router(dead_letters.router)
+    app.include_router(live.router)
     return app

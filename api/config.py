@@ -21,10 +21,10 @@ class ApiSettings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the HTTP server binds to")
     api_port: int = Field(8000, ge=1, le=65535, description="HTTP port")
 
-    mqtt_host: str = Field("127.0.0.1", description="Broker host name or address, for the health check")
+    mqtt_host: str = Field("127.0.0.1", description="Broker host name or address, for the health check and the live view")
     mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
-    mqtt_username: str | None = Field(None, description="Broker user name for replays; anonymous when unset")
-    mqtt_password: SecretStr | None = Field(None, description="Broker password for replays")
+    mqtt_username: str | None = Field(None, description="Broker user name for replays and the live view; anonymous when unset")
+    mqtt_password: SecretStr | None = Field(None, description="Broker password for replays and the live view")
 
     influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
     influx_db: str = Field("smartoffice", description="InfluxDB database")
@@ -44,6 +44,10 @@ class ApiSettings(BaseSettings):
         30, ge=1, le=3650, description="How far back a 'latest reading' query looks, days"
     )
     max_series_points: int = Field(10_000, ge=10, description="Most buckets one time-series request may return")
+    live_queue_size: int = Field(
+        1_000, ge=1, description="Maximum events queued per live-view client. A slower client loses its oldest events"
+    )
+    live_keepalive_s: float = Field(15.0, gt=0, description="Interval of the live view's keep-alive comment, s")
 
     dead_letter_path: Path = Field(
         Path("dead-letters.sqlite3"), description="SQLite file of the ingest service's dead-letter store"

@@ -82,6 +82,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Rentang {start} sampai {end} berisi lebih dari {limit} absensi, terlalu banyak untuk satu rekap. Persempit rentang lewat parameter 'end'.",
         "en": "The range {start} to {end} has more than {limit} punches, too many for one recap. Use a shorter range through the parameter 'end'.",
     },
+    "invalid_month": {
+        "id": "Parameter 'month' tidak valid: '{value}' bukan bulan dengan format YYYY-MM antara tahun 2000 dan 2100, misalnya 2026-11.",
+        "en": "Parameter 'month' is invalid: '{value}' is not a month in the form YYYY-MM between the years 2000 and 2100, e.g. 2026-11.",
+    },
+    "invalid_export_format": {
+        "id": "Parameter 'format' tidak valid: '{value}'. Pilihan: {choices}.",
+        "en": "Parameter 'format' is invalid: '{value}'. Choices: {choices}.",
+    },
     "invalid_replay_request": {
         "id": "Permintaan tidak valid: isi 'ids' atau 'reason', salah satu saja.",
         "en": "Invalid request: give either 'ids' or 'reason', not both.",

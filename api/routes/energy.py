@@ -29,7 +29,7 @@ from ..energy import (
 )
 from ..errors import ApiError
 from ..influx import Series, quote_ident, quote_string
-from ..params import EndQuery, IdQuery, StartQuery, WindowQuery, resolve_range
+from ..params import EndQuery, IdQuery, StartQuery, TimeRange, WindowQuery, resolve_range
 from ..tariffs import (
     TariffError,
     TariffPeriod,
@@ -312,9 +312,23 @@ async def read_energy_report(
     differ from the sum of the rounded bucket costs by a few Rupiah.
     """
     await ensure_known_opd(context, opd)
+    time_range = resolve_range(window, start, end, context.zone, context.settings.max_series_points)
+    return await build_energy_report(context, opd, time_range, device)
+
+
+async def build_energy_report(
+    context: AppContext, opd: str, time_range: TimeRange, device: str | None = None
+) -> EnergyReportResponse:
+    """Read the OPD's registers and power peaks and compute the report of ``time_range``.
+
+    The caller checks the OPD and the range. ``device`` limits the report to one device.
+
+    Raises:
+        ApiError: 500 ``tariffs_invalid`` when the tariff file has become unreadable.
+        Unavailable: 503 when InfluxDB cannot be reached.
+    """
     table = tariff_table(context.settings.tariffs_file)
     zone = context.zone
-    time_range = resolve_range(window, start, end, zone, context.settings.max_series_points)
 
     readings = await _read_registers(context, opd, device, time_range.start, time_range.end)
     peaks = await _read_peaks(context, opd, device, time_range.start, time_range.end, time_range.window)

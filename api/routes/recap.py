@@ -102,7 +102,20 @@ async def read_attendance_recap(
     await ensure_known_opd(context, opd)
     today = datetime.now(context.zone).date()
     first_day, last_day = _resolve_days(start, end, today)
+    return await build_recap(context, office_hours, opd, first_day, last_day, today)
 
+
+async def build_recap(
+    context: AppContext, office_hours: OfficeHours, opd: str, first_day: date, last_day: date, today: date
+) -> RecapResponse:
+    """Read the OPD's punches and compute the recap of ``first_day`` to ``last_day`` inclusive.
+
+    The caller checks the OPD and the range. Workdays after ``today`` get no absent rows.
+
+    Raises:
+        ApiError: 422 when the range holds more than ``_MAX_PUNCHES`` punches.
+        Unavailable: 503 when InfluxDB cannot be reached.
+    """
     punches = await _read_punches(context, opd, first_day, last_day)
     calendar = office_hours.calendar(opd)
     recap = compute_recap(
