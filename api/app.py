@@ -16,7 +16,7 @@ from .errors import ApiError, install_error_handlers
 from .influx import InfluxReader
 from .live import LiveHub, LiveSubscriber
 from .office_hours import load_office_hours
-from .routes import attendance, dead_letters, energy, exports, health, live, opds, readings, recap
+from .routes import attendance, dead_letters, energy, exports, health, live, opds, overview, readings, recap
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(opds.router)
+    app.include_router(overview.router)
     app.include_router(readings.router)
     app.include_router(energy.router)
     app.include_router(attendance.router)

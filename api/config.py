@@ -43,6 +43,9 @@ class ApiSettings(BaseSettings):
     latest_lookback_days: int = Field(
         30, ge=1, le=3650, description="How far back a 'latest reading' query looks, days"
     )
+    device_offline_s: int = Field(
+        900, ge=1, description="Age of a device's newest point after which the overview counts it as offline, s"
+    )
     max_series_points: int = Field(10_000, ge=10, description="Most buckets one time-series request may return")
     live_queue_size: int = Field(
         1_000, ge=1, description="Maximum events queued per live-view client. A slower client loses its oldest events"
