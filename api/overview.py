@@ -3,8 +3,8 @@
 Pure assembly, no I/O: ``api.routes.overview`` runs the InfluxQL statements and passes their
 rows here, already grouped by OPD.
 
-- **Devices.** A device is known when the catalogue lists it or it sent a point within the
-  lookback. It is online when its newest point is at most ``device_offline_s`` old, else
+- **Devices.** A device is known when the catalogue lists it or it sent a point in the last
+  24 hours (or ``device_offline_s``, when longer). It is online when its newest point is at most ``device_offline_s`` old, else
   offline. A node is offline when its newest ``node_status`` point has ``state = offline``.
 - **Attendance today.** Distinct employees with a punch since local midnight, divided by the
   OPD's ``employees`` in the catalogue. The rate is None when the catalogue gives no employees.
