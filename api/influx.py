@@ -68,7 +68,7 @@ class InfluxReader(InfluxHttpClient):
             raise Unavailable("influx_unavailable", f"query to {self.url} failed: {exc!r}") from None
 
         if response.status_code >= 500:
-            raise Unavailable("influx_unavailable", f"InfluxDB answered HTTP {response.status_code}: {response.text[:200]}")
+            raise Unavailable("influx_unavailable", f"InfluxDB responded with HTTP {response.status_code}: {response.text[:200]}")
         body = response.json()
         if response.status_code != 200 or "error" in body:
             raise QueryFailed(f"InfluxDB rejected {statements[:300]!r}: {body.get('error')}")

@@ -112,7 +112,7 @@ class InfluxWriter(InfluxHttpClient):
             await self.ensure_database()
             raise InfluxUnavailable(f"database {self.database!r} was missing and has been created; write again")
 
-        raise InfluxUnavailable(f"InfluxDB answered HTTP {response.status_code} to /write: {error}")
+        raise InfluxUnavailable(f"InfluxDB responded with HTTP {response.status_code} to /write: {error}")
 
     async def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
