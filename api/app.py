@@ -49,6 +49,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.influx_timeout_s,
         )
         dead_letters = DeadLetterStore(settings.dead_letter_path)
+
         app.state.context = AppContext(
             settings=settings,
             catalogue=catalogue,
@@ -64,10 +65,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.influx_db,
             settings.timezone,
         )
+
+        # Live view: one MQTT subscription per process, fanned out to the SSE clients.
         app.state.live_hub = LiveHub(settings.live_queue_size)
         subscriber = LiveSubscriber(settings, app.state.live_hub, ZoneInfo(settings.timezone))
         live_task = asyncio.create_task(subscriber.run(), name="live_subscriber")
+
         yield
+
         live_task.cancel()
         with suppress(asyncio.CancelledError):
             await live_task

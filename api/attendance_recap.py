@@ -17,7 +17,7 @@ Rules:
   (check-out before the end), else ``present``. ``minutes_late`` and ``minutes_early`` are
   reported whatever the status, so a late check-in that also left early shows both.
 - On a non-workday an employee with punches gets a ``non_workday`` row, and one without gets
-  no row. Nobody is absent on a non-workday.
+  no row. No employee is absent on a non-workday.
 - The employees of an OPD are those with at least one punch in the requested range, because
   the platform has no staff register. An employee with no punch at all in the range is missing
   from the recap, and a new employee counts as absent on the days before their first punch.

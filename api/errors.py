@@ -1,13 +1,13 @@
-"""API errors and the handlers that turn them into JSON answers.
+"""API errors and the handlers that turn them into JSON responses.
 
-Every error answer has the shape ``{"detail": "<sentence>", "code": "<stable code>"}`` and,
+Every error response has the shape ``{"detail": "<sentence>", "code": "<stable code>"}`` and,
 for parameter errors, ``"parameter": "<name>"``. Nothing raised by user input reaches the
 client as a 500: validation errors become 422, unknown ids 404, an unreachable InfluxDB 503.
 
 Exceptions::
 
     Exception
-    └── ApiError            an answer with a status and a message code
+    └── ApiError            a response with a status and a message code
         └── Unavailable     a backing service is down (503)
 """
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, message code and the values the message needs."""
+    """An error response: HTTP status, message code and the values the message needs."""
 
     def __init__(self, status_code: int, code: str, parameter: str | None = None, **values: object) -> None:
         super().__init__(code)
@@ -37,7 +37,7 @@ class ApiError(Exception):
 
 
 class Unavailable(ApiError):
-    """Raised when a service the answer depends on cannot be reached."""
+    """Raised when a service the response depends on cannot be reached."""
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(503, code)

@@ -17,12 +17,12 @@ logger = logging.getLogger(__name__)
 
 
 class QueryFailed(Exception):
-    """Raised when InfluxDB answers a statement with an error; it is a bug in the API."""
+    """Raised when InfluxDB rejects a statement, which is a bug in the API."""
 
 
 @dataclass(slots=True)
 class Series:
-    """One series of an InfluxQL answer: rows as dictionaries, with the GROUP BY tags."""
+    """One series of an InfluxQL result: rows as dictionaries, with the GROUP BY tags."""
 
     name: str
     tags: dict[str, str] = field(default_factory=dict)
@@ -57,7 +57,7 @@ class InfluxReader(InfluxHttpClient):
         A missing database or measurement yields empty results, not an error.
 
         Raises:
-            Unavailable: InfluxDB cannot be reached or answered 5xx.
+            Unavailable: InfluxDB cannot be reached or responded with 5xx.
             QueryFailed: InfluxDB rejected a statement.
         """
         try:

@@ -1,8 +1,9 @@
 """Live view: one MQTT subscription per API process, fanned out to Server-Sent Events clients.
 
 ``LiveSubscriber`` keeps a plain, non-persistent subscription (QoS 0, clean session) to the
-four reading streams and reconnects with backoff, so a broker that is down only delays the
-live view and never blocks the API. Each valid message becomes one ``LiveEvent``, encoded to
+four reading streams and reconnects with backoff in a background task. A broker that is down
+therefore delays only the live view, and the other routes keep serving (``tests/test_live.py``
+and ``tests/test_api.py`` run the API with the broker port closed). Each valid message becomes one ``LiveEvent``, encoded to
 JSON once, and ``LiveHub`` copies it into a bounded queue per connected client. A client
 whose queue is full loses its oldest events and is told how many it lost, so a slow client
 neither slows the others nor grows memory without bound.

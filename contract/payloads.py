@@ -109,7 +109,7 @@ class Punch(StrEnum):
 
 
 class VerifyMethod(StrEnum):
-    """How the terminal identified the employee."""
+    """Method the terminal used to identify the employee."""
 
     FINGERPRINT = "fingerprint"
     RFID = "rfid"
@@ -169,7 +169,7 @@ class ConfigResult(StrEnum):
 
 
 class ConfigReport(ContractModel):
-    """What the node did with a configuration version."""
+    """Outcome the node reports for one configuration version."""
 
     version: int = Field(strict=True, ge=1)
     ts: TimestampMs

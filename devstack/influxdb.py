@@ -33,7 +33,7 @@ class InfluxServer:
         return f"http://{self.host}:{self.http_port}"
 
     def start(self, timeout_s: float = 60.0) -> None:
-        """Write the configuration, start ``influxd`` and wait until ``/ping`` answers."""
+        """Write the configuration, start ``influxd`` and wait until ``/ping`` responds."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = (
             CONFIG_TEMPLATE.read_text(encoding="utf-8")
@@ -51,7 +51,7 @@ class InfluxServer:
         self.process.stop(timeout_s=20.0)
 
     def ping(self) -> bool:
-        """Return True when ``/ping`` answers 204."""
+        """Return True when ``/ping`` responds with 204."""
         try:
             return httpx.get(f"{self.url}/ping", timeout=1.0).status_code == 204
         except httpx.HTTPError:
@@ -63,7 +63,7 @@ class InfluxServer:
         response.raise_for_status()
 
     def query(self, database: str, influxql: str) -> dict:
-        """Run an InfluxQL query and return the decoded JSON answer."""
+        """Run an InfluxQL query and return the decoded JSON response."""
         response = httpx.get(
             f"{self.url}/query", params={"db": database, "q": influxql, "epoch": "ms"}, timeout=30.0
         )

@@ -1,6 +1,6 @@
 """Dead-letter store: messages and points that could not be stored, kept for a later replay.
 
-Each entry holds the MQTT topic and raw payload as received, a stable ``reason`` label, the
+Each entry contains the MQTT topic and raw payload as received, a stable ``reason`` label, the
 full error text, the receive time and, for points InfluxDB refused, the line of line
 protocol. Entries are written before the message's PUBACK, so an acknowledged message is
 always either in InfluxDB or here.

@@ -82,7 +82,7 @@ class _BufferedReader:
 class FastReceiver:
     """The fast receive path of one aiomqtt client, for one connection.
 
-    ``pause`` stops reading the socket, so TCP flow control holds the broker back, and
+    ``pause`` stops reading the socket, so TCP flow control stops the broker from sending, and
     ``resume`` starts again; the service pauses while too many messages wait for InfluxDB.
     The broker's own in-flight window is not enough for that: Mosquitto 2.0.11 was seen to
     send a reconnecting MQTT 3.1.1 session's whole queue of 100,000 messages at once, far past

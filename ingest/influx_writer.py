@@ -7,7 +7,7 @@ Exceptions::
         └── InfluxUnavailable   nothing was written; retry later (connection refused, timeout,
                                 5xx, authentication, database being created)
 
-A ``400`` answer is not an exception: ``write`` isolates the refused points and returns them
+A ``400`` response is not an exception: ``write`` isolates the refused points and returns them
 with InfluxDB's reason, after the rest of the batch is stored.
 """
 
@@ -55,7 +55,7 @@ class InfluxWriter(InfluxHttpClient):
         """Create the database when it is missing (``CREATE DATABASE`` is idempotent).
 
         Raises:
-            InfluxUnavailable: InfluxDB did not answer or refused.
+            InfluxUnavailable: InfluxDB did not respond or rejected the statement.
         """
         quoted = self.database.replace("\\", "\\\\").replace('"', '\\"')
         response = await self._request("POST", "/query", data={"q": f'CREATE DATABASE "{quoted}"'})
@@ -68,7 +68,7 @@ class InfluxWriter(InfluxHttpClient):
     async def write(self, lines: list[str]) -> WriteResult:
         """Write ``lines`` (nanosecond timestamps), isolating the points InfluxDB refuses.
 
-        InfluxDB 1.x answers ``400`` both when it wrote the good points of a batch and when it
+        InfluxDB 1.x returns ``400`` both when it wrote the good points of a batch and when it
         wrote none of them (a field type conflict inside one batch), and does not always say
         which line was bad. So a refused batch is split in halves and each half written again
         until every refused point stands alone. Points that were already written are written

@@ -7,8 +7,8 @@
   suffix (``3i``), so a field keeps one type whatever number the device sent.
 
 A tag value that ends in ``\\`` cannot be written (the parser reads ``\\,`` as an escaped
-comma), and no part may contain a line break; both raise ``LineProtocolError`` so that only
-that point is rejected, never the batch it would have joined.
+comma), and no part may contain a line break. Both raise ``LineProtocolError``, so only that
+point is rejected, never the batch it would have joined.
 """
 
 import math

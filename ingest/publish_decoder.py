@@ -1,7 +1,8 @@
 """Decoder of MQTT 3.1.1 PUBLISH packets (section 3.3 of the specification) from a byte buffer.
 
 The ingest's receive path parses PUBLISH packets itself, because paho-mqtt 2.2 spends about
-25 µs of Python per packet in its generic reader; every other packet type still goes to paho.
+25 µs of Python per packet in its generic reader (measured under cProfile on the development
+machine). Every other packet type still goes to paho.
 """
 
 from dataclasses import dataclass

@@ -19,7 +19,7 @@ class ReplayError(RuntimeError):
 
 @dataclass(slots=True)
 class ReplayResult:
-    """Which entries were published again (and deleted) and which failed."""
+    """Ids of the entries published again (and deleted), and of those that failed with the reason."""
 
     replayed: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)

@@ -1,8 +1,8 @@
 """The ingest service: MQTT messages in, validated points out to InfluxDB.
 
-Hot path (one event loop, no locks, no task per message): paho calls ``_on_message``
-directly (see ``fast_receive``); the message is parsed against the contract, encoded as one
-line of line protocol and appended to the open batch together with its packet id. The batch
+Hot path (one event loop, no locks, no task per message): each PUBLISH reaches
+``_on_message`` directly (see ``fast_receive``). The message is parsed against the contract,
+encoded as one line of line protocol and appended to the open batch with its packet id. The batch
 is handed to the writer when it holds ``batch_size`` messages or is ``flush_interval_s`` old.
 
 Delivery guarantee: paho's automatic PUBACK is switched off. A QoS 1 message is acknowledged
@@ -284,7 +284,7 @@ class IngestService:
         if parts.stream is Stream.STATUS:
             if retain:
                 # A retained status is the node's state replayed to a new subscription, not a
-                # new event; storing it would add a false transition at every ingest restart.
+                # new event. Storing it would add a false transition at every ingest restart.
                 self.metrics.messages_skipped["retained_status"] += 1
                 return
             if not payload:

@@ -1,6 +1,6 @@
 """Fixtures that start real Mosquitto and InfluxDB processes on free loopback ports.
 
-Both servers live for the whole session in a temporary folder; each test that writes data
+Both servers live for the whole session in a temporary folder. Each test that writes data
 gets a database of its own (``influx_db``) and OPD ids of its own, so tests never see each
 other's points.
 """
@@ -107,8 +107,8 @@ def start_ingest(
 ) -> ManagedProcess:
     """Start ``python -m ingest`` and wait until its log shows ``ready_line``.
 
-    A first start must wait for the subscription, or messages published before it are lost;
-    a restart resumes a session whose subscriptions exist, and may wait for the connection only.
+    A first start must wait for the subscription, or messages published before it are lost.
+    A restart resumes a session whose subscriptions exist, so it may wait for the connection only.
     """
     env = dict(
         os.environ,

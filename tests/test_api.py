@@ -133,7 +133,7 @@ def test_series_daily_buckets_split_at_local_midnight(pipeline, seeded):
     assert series_of(answer, "sensor-d") == [("2026-11-30T00:00:00+07:00", 10.0), ("2026-12-01T00:00:00+07:00", 40.0)]
 
 
-def test_series_23_30_and_00_30_fall_on_two_days(pipeline, seeded):
+def test_series_splits_days_at_local_midnight(pipeline, seeded):
     answer = pipeline.get(
         f"/api/v1/opds/{seeded}/series", field="temperature_c", window="1d", agg="count",
         start="2026-12-01T12:00", end="2026-12-03", device="sensor-a",
@@ -176,7 +176,7 @@ def test_attendance_day_uses_local_midnights(pipeline, seeded):
     assert second["start"] == "2026-12-02T00:00:00+07:00"
 
 
-# Bad parameters: (path suffix, params, status, parameter named in the answer).
+# Bad parameters: (path suffix, params, status, parameter named in the response).
 BAD_REQUESTS = [
     ("series", {"field": "temperature", "window": "1h"}, 422, "field"),
     ("series", {"field": "temperature_c", "window": "2h"}, 422, "window"),

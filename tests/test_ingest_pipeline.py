@@ -1,4 +1,4 @@
-"""Ingest end to end: a real MQTT client publishes, the ingest process stores, InfluxDB answers.
+"""Ingest end to end: a real MQTT client publishes, the ingest process stores, InfluxDB returns the points.
 
 The field cases (an integer then a float for one field, NaN and Infinity, timestamps in
 seconds) come from devices in their own formats; the edge node's adapters translate them into

@@ -154,7 +154,7 @@ def test_recap_order_decides_in_and_out(recap):
     assert tuesday["minutes_early"] == 30
 
 
-def test_recap_23_30_and_00_30_fall_on_two_days(recap):
+def test_recap_splits_days_at_local_midnight(recap):
     rows = rows_of(recap, C)
     assert rows["2026-05-11"]["check_out"] == "2026-05-11T23:30:00+07:00"
     assert rows["2026-05-12"]["check_in"] == "2026-05-12T00:30:00+07:00"
@@ -184,7 +184,7 @@ def test_recap_employee_counts_hand_computed(recap):
     assert counts == {"present": 2, "late": 1, "early_leave": 0, "missing_checkout": 0, "absent": 1, "non_workday": 1}
 
 
-# Bad parameters: (params, status, parameter named in the answer).
+# Bad parameters: (params, status, parameter named in the response).
 BAD_REQUESTS = [
     ({"start": "2026-02-30", "end": "2026-03-01"}, 422, "start"),
     ({"start": "2026-05-01", "end": "kemarin"}, 422, "end"),

@@ -21,7 +21,7 @@ _MQTT_TIMEOUT_S = 3.0
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def read_health(context: Annotated[AppContext, Depends(get_context)]) -> JSONResponse:
-    """Check that Mosquitto accepts an MQTT connection and InfluxDB answers; 503 if not."""
+    """Check that Mosquitto accepts an MQTT connection and InfluxDB responds to a ping, else 503."""
     checks = {"mqtt": await _check_mqtt(context), "influxdb": await _check_influx(context)}
     healthy = all(check.ok for check in checks.values())
     body = Health(status="ok" if healthy else "degraded", timezone=context.settings.timezone, checks=checks)
@@ -55,7 +55,7 @@ async def _check_influx(context: AppContext) -> CheckResult:
     except Unavailable as exc:
         logger.warning("health check: %s", exc.reason)
         return CheckResult(ok=False, detail=exc.reason, latency_ms=_elapsed_ms(started))
-    return CheckResult(ok=True, detail="ping answered", latency_ms=_elapsed_ms(started))
+    return CheckResult(ok=True, detail="ping succeeded", latency_ms=_elapsed_ms(started))
 
 
 def _elapsed_ms(started: float) -> float:

@@ -96,7 +96,7 @@ async def read_attendance_recap(
     workday), `missing_checkout` (one punch), `late` (check-in one minute or more after opening),
     `early_leave` (check-out before closing), else `present`, the first that applies. Days that
     are weekends, national holidays or cuti bersama are no workdays: punches on them give
-    `non_workday` rows, and nobody is absent. The employees are those with a punch in the range,
+    `non_workday` rows, and no employee is absent. The employees are those with a punch in the range,
     because the platform has no staff register. Future workdays have no absent rows.
     """
     await ensure_known_opd(context, opd)
@@ -113,7 +113,7 @@ async def build_recap(
     The caller checks the OPD and the range. Workdays after ``today`` get no absent rows.
 
     Raises:
-        ApiError: 422 when the range holds more than ``_MAX_PUNCHES`` punches.
+        ApiError: 422 when the range contains more than ``_MAX_PUNCHES`` punches.
         Unavailable: 503 when InfluxDB cannot be reached.
     """
     punches = await _read_punches(context, opd, first_day, last_day)
