@@ -148,7 +148,11 @@ class NodeStatus(ContractModel):
     sw_version: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+_-]{1,40}$")] | None = None
     uptime_s: int | None = Field(default=None, strict=True, ge=0)
     queue_depth: int | None = Field(default=None, strict=True, ge=0)
-    dropped_total: int | None = Field(default=None, strict=True, ge=0)
+    dropped_total: int | None = Field(default=None, strict=True, ge=0, description="Queued readings dropped since install")
+    config_version: int | None = Field(default=None, strict=True, ge=1, description="Configuration version in force")
+    device_last_seen: dict[Id, TimestampMs] | None = Field(
+        default=None, max_length=500, description="Last reading time of each configured device, UTC epoch ms"
+    )
 
 
 class NodeConfig(ContractModel):

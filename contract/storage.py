@@ -25,8 +25,9 @@ TOPIC_TAGS = ("opd", "node")
 TAG_FIELDS = ("device", "room", "circuit", "punch", "verify")
 """Payload fields stored as tags; each has a small set of values per node."""
 
-NOT_STORED = frozenset({"ts"})
-"""Payload fields that are not stored as fields (``ts`` becomes the point's time)."""
+NOT_STORED = frozenset({"ts", "device_last_seen"})
+"""Payload fields that are not stored as fields: ``ts`` becomes the point's time, and a status
+message's ``device_last_seen`` map repeats what the readings' own times already hold."""
 
 CLOCK_FIELDS = {"device_ts": "integer", "clock_invalid": "boolean"}
 """Fields added to a reading whose ``ts`` was too far in the future and was replaced by the
