@@ -9,8 +9,12 @@ from fastapi import FastAPI
 
 from contract.catalogue import CatalogueError, load_catalogue
 from ingest.dead_letters import DeadLetterStore
+from registry.db import make_engine, session_factory, transaction
+from registry.migrate import upgrade as upgrade_registry
+from registry.seed import seed_catalogue
 
 from .config import ApiSettings
+from .dashboard import mount_dashboard
 from .deps import AppContext
 from .errors import ApiError, install_error_handlers
 from .influx import InfluxReader
@@ -49,6 +53,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.influx_timeout_s,
         )
         dead_letters = DeadLetterStore(settings.dead_letter_path)
+        upgrade_registry(settings.database_url)
+        registry_engine = make_engine(settings.database_url)
+        registry = session_factory(registry_engine)
+        with transaction(registry) as session:
+            seed_catalogue(session, catalogue)
 
         app.state.context = AppContext(
             settings=settings,
@@ -56,6 +65,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reader=reader,
             zone=ZoneInfo(settings.timezone),
             dead_letters=dead_letters,
+            registry=registry,
         )
         logger.info(
             "API started: %d OPDs of %s, InfluxDB %s database %r, zone %s",
@@ -78,9 +88,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await live_task
         await reader.close()
         dead_letters.close()
+        registry_engine.dispose()
         logger.info("API stopped")
 
-    app = FastAPI(title="Kantor Pintar API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN; mount_dashboard serves /docs offline.
+    app = FastAPI(
+        title="Kantor Pintar API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.office_hours = office_hours
     install_error_handlers(app)
     app.include_router(health.router)
@@ -93,4 +112,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(dead_letters.router)
     app.include_router(live.router)
+    mount_dashboard(app)
     return app

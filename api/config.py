@@ -52,6 +52,11 @@ class ApiSettings(BaseSettings):
     )
     live_keepalive_s: float = Field(15.0, gt=0, description="Interval of the live view's keep-alive comment, s")
 
+    database_url: str = Field(
+        "sqlite:///registry.sqlite3",
+        description="SQLAlchemy URL of the registry: sqlite:///path or postgresql+psycopg://user:password@host/db",
+    )
+
     dead_letter_path: Path = Field(
         Path("dead-letters.sqlite3"), description="SQLite file of the ingest service's dead-letter store"
     )

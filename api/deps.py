@@ -8,6 +8,7 @@ from fastapi import Path, Request
 from contract import ID_PATTERN
 from contract.catalogue import Catalogue
 from ingest.dead_letters import DeadLetterStore
+from sqlalchemy.orm import Session, sessionmaker
 
 from .config import ApiSettings
 from .errors import ApiError
@@ -23,6 +24,8 @@ class AppContext:
     reader: InfluxReader
     zone: ZoneInfo
     dead_letters: DeadLetterStore
+    registry: sessionmaker[Session]
+    """Sessions of the relational registry (users, nodes, alerts, audit log)."""
 
 
 def get_context(request: Request) -> AppContext:

@@ -62,6 +62,7 @@ def _service_env(settings: LocalSettings, influx: InfluxServer, mosquitto: Mosqu
         SMARTOFFICE_API_PORT=str(settings.api_port),
         SMARTOFFICE_METRICS_PORT=str(settings.metrics_port),
         SMARTOFFICE_DEAD_LETTER_PATH=str(settings.local_dir / "dead-letters.sqlite3"),
+        SMARTOFFICE_DATABASE_URL=f"sqlite:///{settings.local_dir / 'registry.sqlite3'}",
         PYTHONUNBUFFERED="1",
     )
     return env

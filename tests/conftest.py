@@ -158,6 +158,7 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
         SMARTOFFICE_INFLUX_DB=database,
         SMARTOFFICE_API_PORT=str(api_port),
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / f"{client_id}-dead-letters.sqlite3"),
+        SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
     )
     api = ManagedProcess("api", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()

@@ -240,6 +240,7 @@ def api_without_backends(tmp_path_factory):
         SMARTOFFICE_INFLUX_URL=f"http://127.0.0.1:{free_port()}",
         SMARTOFFICE_API_PORT=str(port),
         SMARTOFFICE_INFLUX_TIMEOUT_S="2",
+        SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
     )
     api = ManagedProcess("api", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()

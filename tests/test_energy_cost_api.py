@@ -83,6 +83,7 @@ def api_with_p2(pipeline, tmp_path_factory):
         SMARTOFFICE_API_PORT=str(port),
         SMARTOFFICE_TARIFFS_FILE=str(tariffs_file),
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
+        SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
     )
     api = ManagedProcess("api-p2", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()
