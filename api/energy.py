@@ -9,8 +9,10 @@ and these rules decide how much energy the interval holds:
   the meter runs.
 - **Small step back** (at most ``jitter_kwh``, default 0.01 kWh = 10 Wh). Some meters restore
   a slightly older register value after a reboot, because they save it to flash only every
-  few Wh. The interval counts nothing, and the baseline stays at the higher value. The next
-  reading is compared with that baseline, so the climb back to it is not counted twice.
+  few Wh (Shelly Gen2 does). The interval counts nothing, and the restored value becomes the
+  baseline, because the meter counts on from it: 15,230.412 → 15,231.107 → 15,230.990 →
+  15,231.640 Wh is 0.695 + 0 + 0.650 = 1.345 Wh. The energy used between the meter's last
+  save and its reboot is lost from the register and cannot be recovered.
 - **Larger drop.** The register was reset or the meter was replaced, and the new register
   counts from zero. The new value itself is the consumption since the reset, so
   1,000 → 1,005 → 3 → 8 gives 5 + 3 + 5 = 13 kWh. The interval is reported as a
@@ -113,9 +115,8 @@ def consumption_intervals(
         if anomaly is not None:
             anomalies.append(anomaly)
 
-        # Only a step back within the jitter keeps the old, higher baseline.
-        if kwh_total >= baseline or anomaly is not None:
-            baseline = kwh_total
+        # The meter counts on from its new register, whatever happened in this interval.
+        baseline = kwh_total
         previous_ms = ts_ms
     return intervals, anomalies
 
