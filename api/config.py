@@ -5,12 +5,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "regency.yaml"
 DEFAULT_OFFICE_HOURS = Path(__file__).resolve().parent.parent / "config" / "office_hours.yaml"
 DEFAULT_TARIFFS = Path(__file__).resolve().parent.parent / "config" / "tariffs.yaml"
+DEFAULT_ALERT_RULES = Path(__file__).resolve().parent.parent / "config" / "alert_rules.yaml"
 
 
 class ApiSettings(BaseSettings):
@@ -40,6 +41,13 @@ class ApiSettings(BaseSettings):
     office_hours_file: Path = Field(
         DEFAULT_OFFICE_HOURS, description="YAML office hours, cuti bersama dates and Ramadan periods of the recap"
     )
+    alert_rules_file: Path = Field(
+        DEFAULT_ALERT_RULES, description="YAML comfort limits, offline timeouts and expected reading intervals"
+    )
+    monitor_enabled: bool = Field(
+        True, description="Run the alert monitor in this process; turn it on in exactly one API process"
+    )
+    monitor_check_interval_s: float = Field(15.0, gt=0, description="Interval of the offline and office-hours check, s")
     latest_lookback_days: int = Field(
         30, ge=1, le=3650, description="How far back a 'latest reading' query looks, days"
     )
@@ -52,13 +60,53 @@ class ApiSettings(BaseSettings):
     )
     live_keepalive_s: float = Field(15.0, gt=0, description="Interval of the live view's keep-alive comment, s")
 
-    database_url: str = Field(
-        "sqlite:///registry.sqlite3",
-        description="SQLAlchemy URL of the registry: sqlite:///path or postgresql+psycopg://user:password@host/db",
-    )
-
     dead_letter_path: Path = Field(
         Path("dead-letters.sqlite3"), description="SQLite file of the ingest service's dead-letter store"
+    )
+
+    database_url: str = Field(
+        "sqlite:///registry.sqlite3",
+        description="SQLAlchemy URL of the registry (users, tokens, employees, audit log); migrated at start-up",
+    )
+
+    ssl_certfile: Path | None = Field(None, description="PEM certificate chain of the API's HTTPS listener; unset: plain HTTP")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile")
+
+    auth_enabled: bool = Field(
+        True, description="Require a login or an API token; false lets every request act as admin (development only)"
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of the access tokens (HS256), at least 32 characters; unset: a random key per process, "
+        "so tokens end with a restart",
+    )
+    jwt_secret_file: Path | None = Field(None, description="File whose first line is the access-token key")
+    access_token_ttl_s: int = Field(3600, ge=60, le=86_400, description="Lifetime of an access token, s")
+    api_token_max_days: int = Field(365, ge=1, le=3650, description="Longest lifetime of an integration token, days")
+
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Failed logins in a row after which a user name is locked"
+    )
+    login_lockout_s: int = Field(900, ge=1, description="How long a locked user name stays locked, s")
+    login_address_max_failures: int = Field(
+        20, ge=1, description="Failed logins from one client address within login_address_window_s before it is throttled"
+    )
+    login_address_window_s: int = Field(300, ge=1, description="Window of the per-address login throttle, s")
+
+    pseudonymize: bool = Field(
+        True, description="Attendance employee ids are keyed pseudonyms; false only when the ingest stores them as sent"
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key of the employee pseudonyms; the same key as the ingest service's"
+    )
+    pseudonym_key_file: Path | None = Field(None, description="File whose first line is the pseudonym key")
+    attendance_retention_days: int = Field(
+        400,
+        ge=0,
+        description="Attendance points older than this are deleted from InfluxDB, days; 0 keeps them forever",
+    )
+    attendance_retention_interval_s: float = Field(
+        21_600, gt=0, description="Interval of the attendance retention run in the API process, s"
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level")
@@ -71,6 +119,22 @@ class ApiSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"SMARTOFFICE_TIMEZONE={value!r} is not an IANA time zone, e.g. Asia/Jakarta") from None
         return value
+
+    @field_validator("attendance_retention_days")
+    @classmethod
+    def _retention_covers_a_recap(cls, value: int) -> int:
+        # A recap spans up to 62 days, so a shorter retention would empty recaps people still need.
+        if 0 < value < 62:
+            raise ValueError(
+                f"SMARTOFFICE_ATTENDANCE_RETENTION_DAYS={value} is shorter than the 62 days of a recap; use 62 or more, or 0"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "ApiSettings":
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("set both SMARTOFFICE_SSL_CERTFILE and SMARTOFFICE_SSL_KEYFILE, or neither")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

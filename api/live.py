@@ -14,13 +14,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import aiomqtt
 
 from contract import ContractError, Stream, TopicError, parse_payload, parse_topic, stream_filter
+from contract.payloads import ContractModel
+from contract.topics import TopicParts
 
 from .config import ApiSettings
 from .timewindows import from_epoch_ms
@@ -29,6 +31,13 @@ logger = logging.getLogger(__name__)
 
 LIVE_STREAMS = (Stream.ROOM, Stream.ENERGY, Stream.ATTENDANCE, Stream.STATUS)
 """Streams the live view forwards."""
+
+SUBSCRIBED_STREAMS = (*LIVE_STREAMS, Stream.CONFIG_REPORTED)
+"""Streams the subscription receives: the live ones, and configuration reports for the listeners."""
+
+MessageListener = Callable[[TopicParts, ContractModel, bool, int], None]
+"""Called with each valid message: topic parts, payload model, retain flag, receive time (epoch ms).
+It runs on the event loop and must not block."""
 
 _RECONNECT_MIN_S = 1.0
 _RECONNECT_MAX_S = 30.0
@@ -44,6 +53,8 @@ class LiveEvent:
     opd: str
     stream: str
     data: str
+    event: str = "reading"
+    """SSE event name: ``reading`` for a message, ``alert`` for an alert change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +138,13 @@ class LiveHub:
 class LiveSubscriber:
     """The API process's MQTT subscription that feeds a ``LiveHub``."""
 
-    def __init__(self, settings: ApiSettings, hub: LiveHub, zone: ZoneInfo) -> None:
+    def __init__(
+        self, settings: ApiSettings, hub: LiveHub, zone: ZoneInfo, listeners: list[MessageListener] | None = None
+    ) -> None:
         self.settings = settings
         self.hub = hub
         self.zone = zone
+        self.listeners = listeners or []
         self.rejected = 0
         self.failures = 0
 
@@ -163,12 +177,12 @@ class LiveSubscriber:
 
     async def _session(self) -> None:
         async with self._make_client() as client:
-            for stream in LIVE_STREAMS:
+            for stream in SUBSCRIBED_STREAMS:
                 await client.subscribe(stream_filter(stream), qos=0)
             self.failures = 0
             logger.info(
                 "live view subscribed to %d streams on broker %s:%d",
-                len(LIVE_STREAMS),
+                len(SUBSCRIBED_STREAMS),
                 self.settings.mqtt_host,
                 self.settings.mqtt_port,
             )
@@ -190,10 +204,32 @@ class LiveSubscriber:
         )
 
     def handle(self, topic: str, payload: object, retained: bool) -> None:
-        """Validate one message and publish it to the hub. An invalid message is counted and skipped."""
+        """Validate one message, hand it to the listeners and publish it to the hub.
+
+        An invalid message is counted and skipped. A listener that raises is logged and does
+        not stop the others or the live view.
+        """
+        if self.listeners:
+            self._notify(topic, payload, retained)
         event = self.build_event(topic, payload, retained)
         if event is not None:
             self.hub.publish(event)
+
+    def _notify(self, topic: str, payload: object, retained: bool) -> None:
+        try:
+            parts = parse_topic(topic)
+            if not isinstance(payload, bytes):
+                return
+            model = parse_payload(parts.stream.value, payload).model
+        except (TopicError, ContractError):
+            return
+
+        received_ms = int(time.time() * 1000)
+        for listener in self.listeners:
+            try:
+                listener(parts, model, retained, received_ms)
+            except Exception:
+                logger.exception("live view: listener %r failed on a message of %r", listener, topic)
 
     def build_event(self, topic: str, payload: object, retained: bool) -> LiveEvent | None:
         """Return the event of one message, or None when its topic or payload breaks the contract."""

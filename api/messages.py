@@ -98,6 +98,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Tabel tarif listrik tidak dapat dibaca: {problem}. Perbaiki berkas tarif (SMARTOFFICE_TARIFFS_FILE).",
         "en": "The electricity tariff table cannot be read: {problem}. Fix the tariff file (SMARTOFFICE_TARIFFS_FILE).",
     },
+    "alert_not_found": {
+        "id": "Alert {alert_id} tidak ditemukan. Lihat daftar alert di /api/v1/alerts.",
+        "en": "Alert {alert_id} not found. See the list of alerts at /api/v1/alerts.",
+    },
+    "node_not_found": {
+        "id": "Node '{node}' tidak ada di OPD '{opd}'. Lihat daftar node di /api/v1/nodes.",
+        "en": "Node '{node}' does not exist in OPD '{opd}'. See the list of nodes at /api/v1/nodes.",
+    },
+    "invalid_node_config": {
+        "id": "Konfigurasi node tidak valid: {problem}. Konfigurasi yang berjalan tidak diubah.",
+        "en": "Invalid node configuration: {problem}. The running configuration is unchanged.",
+    },
+    "monitor_disabled": {
+        "id": "Pemantauan alert tidak berjalan di proses API ini (SMARTOFFICE_MONITOR_ENABLED=false).",
+        "en": "The alert monitor does not run in this API process (SMARTOFFICE_MONITOR_ENABLED=false).",
+    },
+    "broker_unavailable": {
+        "id": "Broker MQTT tidak dapat dihubungi, sehingga konfigurasi belum dikirim ke node. Coba lagi nanti.",
+        "en": "The MQTT broker cannot be reached, so the configuration was not sent to the node. Try again later.",
+    },
     "not_found": {
         "id": "Alamat '{path}' tidak ditemukan. Dokumentasi API ada di /docs.",
         "en": "Path '{path}' not found. The API documentation is at /docs.",

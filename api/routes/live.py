@@ -29,6 +29,7 @@ class LiveStream(StrEnum):
     ENERGY = "energy"
     ATTENDANCE = "attendance"
     STATUS = "status"
+    ALERT = "alert"
 
 
 def get_hub(request: Request) -> LiveHub:
@@ -50,7 +51,9 @@ async def read_live(
     """Stream new readings as Server-Sent Events while the connection is open.
 
     Every message is an ``event: reading`` with an increasing ``id`` and a JSON ``data`` line:
-    opd, node, stream, device, ts, time, retained and the payload's fields. A client that
+    opd, node, stream, device, ts, time, retained and the payload's fields. Every change of an
+    alert (opened, severity changed, closed, acknowledged) is an ``event: alert`` whose data is
+    the alert as `GET /api/v1/alerts` returns it, plus ``change``. A client that
     reads too slowly loses its oldest events and receives an ``event: dropped`` with their count.
     Nothing is replayed: the stream starts with the messages received after the request.
     """
@@ -90,7 +93,7 @@ async def _event_stream(
             if isinstance(item, Dropped):
                 yield f'event: dropped\ndata: {{"count":{item.count}}}\n\n'
             else:
-                yield f"event: reading\nid: {item.event_id}\ndata: {item.data}\n\n"
+                yield f"event: {item.event}\nid: {item.event_id}\ndata: {item.data}\n\n"
     finally:
         hub.disconnect(client)
         logger.info(

@@ -1,0 +1,1 @@
+"""Command-center monitoring: comfort alerts, device and node liveness, data completeness."""

@@ -1,0 +1,207 @@
+"""Alerts against real processes: comfort limits, offline devices and nodes, acknowledgement,
+node states and configuration round trips through the API.
+
+The module runs its own API process on the pipeline's broker, with short timeouts (device
+offline after 8 s, node after 6 s, a check every second) and comfort limits at all hours, so
+the tests do not depend on the time of day they run at.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import REPO_ROOT, _answers, wait_until
+from devstack import ManagedProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+OPD = "alert-test-opd"
+MINUTE_MS = 60_000
+
+RULES = """
+comfort:
+  co2_ppm:
+    high: {warning: 1000, critical: 1500}
+    hysteresis: 50
+min_duration_s: 60
+office_hours_only: false
+device_offline_s: 8
+node_offline_s: 6
+expected_interval_s: {room_sensor: 60, energy_meter: 60}
+"""
+
+
+def topic(node: str, stream: str) -> str:
+    return f"smartoffice/v1/{OPD}/{node}/{stream}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture(scope="module")
+def monitor_api(pipeline, tmp_path_factory):
+    """An API with the monitor's short test timeouts, on the pipeline's broker and InfluxDB."""
+    folder = tmp_path_factory.mktemp("monitor")
+    rules_file = folder / "alert_rules.yaml"
+    rules_file.write_text(RULES, encoding="utf-8")
+    port = free_port()
+    env = dict(
+        os.environ,
+        SMARTOFFICE_MQTT_HOST=pipeline.mosquitto.host,
+        SMARTOFFICE_MQTT_PORT=str(pipeline.mosquitto.port),
+        SMARTOFFICE_INFLUX_URL=pipeline.influx.url,
+        SMARTOFFICE_INFLUX_DB=pipeline.database,
+        SMARTOFFICE_API_PORT=str(port),
+        SMARTOFFICE_ALERT_RULES_FILE=str(rules_file),
+        SMARTOFFICE_MONITOR_CHECK_INTERVAL_S="1",
+        SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
+        SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
+    )
+    api = ManagedProcess("api-monitor", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
+    api.start()
+    url = f"http://127.0.0.1:{port}"
+    api.wait_ready(lambda: _answers(url + "/openapi.json"), timeout_s=30)
+    # The live subscription connects in the background: wait until a message gets through.
+    assert wait_until(lambda: _subscribed(pipeline, url), timeout_s=20)
+    yield url
+    api.stop()
+
+
+def _subscribed(pipeline, url: str) -> bool:
+    pipeline.publish([(topic("probe", "status"), json.dumps({"state": "online", "ts": now_ms()}))])
+    nodes = httpx.get(url + "/api/v1/nodes", params={"opd": OPD}, timeout=10).json()["nodes"]
+    return any(node["node"] == "probe" for node in nodes)
+
+
+def alerts(url: str, **params) -> list[dict]:
+    response = httpx.get(url + "/api/v1/alerts", params={"opd": OPD, **params}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["alerts"]
+
+
+class LiveCollector:
+    """Collects the `alert` events of the API's live stream in a background thread."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[dict] = []
+        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str) -> None:
+        try:
+            with httpx.stream("GET", url + "/api/v1/live", params={"opd": OPD, "stream": "alert"}, timeout=None) as response:
+                event = None
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[len("event: "):]
+                    elif line.startswith("data: ") and event == "alert":
+                        self.events.append(json.loads(line[len("data: "):]))
+        except httpx.HTTPError:
+            return  # the API stopped at the end of the module
+
+
+def test_co2_alert_opens_escalates_and_closes(pipeline, monitor_api):
+    collector = LiveCollector(monitor_api)
+    time.sleep(0.5)
+    start = now_ms() - 10 * MINUTE_MS
+    readings = [800, 1100, 1200, 1600, 900]
+    pipeline.publish(
+        [
+            (topic("gw-01", "room"), json.dumps({"device": "sensor-1", "room": "r1", "ts": start + index * MINUTE_MS, "co2_ppm": value}))
+            for index, value in enumerate(readings)
+        ]
+    )
+
+    closed = wait_until(lambda: [alert for alert in alerts(monitor_api, state="all", kind="co2_high") if alert["state"] == "closed"])
+    alert = closed[0]
+    # Out of range from 1 min (1,100); held 60 s at 2 min, so it opened then, started at 1 min.
+    # 1,600 made it critical; 900 (below 1,000 - 50) closed it at 4 min.
+    assert alert["device"] == "sensor-1"
+    assert alert["room"] == "r1"
+    assert alert["severity"] == "critical"
+    assert alert["peak_value"] == 1600
+    assert alert["threshold"] == 1000
+    assert alert["started_at"] == _iso(start + MINUTE_MS)
+    assert alert["ended_at"] == _iso(start + 4 * MINUTE_MS)
+
+    changes = wait_until(lambda: [event["change"] for event in collector.events if event["kind"] == "co2_high"] if len(collector.events) >= 3 else None)
+    assert changes == ["opened", "severity_changed", "closed"]
+
+
+def test_acknowledge_alert(pipeline, monitor_api):
+    start = now_ms() - 5 * MINUTE_MS
+    pipeline.publish(
+        [
+            (topic("gw-01", "room"), json.dumps({"device": "sensor-ack", "room": "r2", "ts": start + index * MINUTE_MS, "co2_ppm": 1300}))
+            for index in range(3)
+        ]
+    )
+    opened = wait_until(lambda: [alert for alert in alerts(monitor_api) if alert["device"] == "sensor-ack"])
+    alert_id = opened[0]["id"]
+    assert opened[0]["acknowledged_at"] is None
+
+    response = httpx.post(f"{monitor_api}/api/v1/alerts/{alert_id}/acknowledge", timeout=10)
+    assert response.status_code == 200, response.text
+    acknowledged = response.json()
+    assert acknowledged["acknowledged_at"] is not None
+    assert acknowledged["acknowledged_by"]
+    assert acknowledged["state"] == "open"
+
+    again = httpx.post(f"{monitor_api}/api/v1/alerts/{alert_id}/acknowledge", timeout=10).json()
+    assert again["acknowledged_at"] == acknowledged["acknowledged_at"]
+
+
+def test_acknowledge_unknown_alert(monitor_api):
+    response = httpx.post(f"{monitor_api}/api/v1/alerts/999999/acknowledge", timeout=10)
+    assert response.status_code == 404
+    assert "999999" in response.json()["detail"]
+
+
+def test_device_down_then_link_down(pipeline, monitor_api):
+    node = "gw-02"
+    pipeline.publish([(topic(node, "status"), json.dumps({"state": "online", "ts": now_ms()}))], retain=True)
+
+    # The node's heartbeat and meter-live keep coming; meter-dead sends one reading, then nothing.
+    pipeline.publish([(topic(node, "energy"), json.dumps({"device": "meter-dead", "ts": now_ms(), "power_w": 100.0}))])
+    deadline = time.monotonic() + 30
+    device_alerts = []
+    while time.monotonic() < deadline and not device_alerts:
+        pipeline.publish(
+            [
+                (topic(node, "status"), json.dumps({"state": "online", "ts": now_ms()})),
+                (topic(node, "energy"), json.dumps({"device": "meter-live", "ts": now_ms(), "power_w": 200.0})),
+            ]
+        )
+        time.sleep(1)
+        device_alerts = [alert for alert in alerts(monitor_api, kind="device_offline") if alert["node"] == node]
+
+    assert [alert["device"] for alert in device_alerts] == ["meter-dead"]
+    assert [alert for alert in alerts(monitor_api, kind="node_offline") if alert["node"] == node] == []
+
+    # The node's last will: one node alert for the link, and the device alert ends, because a
+    # device behind a node that is down cannot be judged.
+    pipeline.publish([(topic(node, "status"), json.dumps({"state": "offline"}))], retain=True)
+    node_alerts = wait_until(lambda: [alert for alert in alerts(monitor_api, kind="node_offline") if alert["node"] == node])
+    assert node_alerts[0]["severity"] == "critical"
+    assert wait_until(lambda: not [alert for alert in alerts(monitor_api, kind="device_offline") if alert["node"] == node])
+
+    nodes = httpx.get(monitor_api + "/api/v1/nodes", params={"opd": OPD}, timeout=10).json()["nodes"]
+    assert [entry["state"] for entry in nodes if entry["node"] == node] == ["offline"]
+
+
+def test_alerts_invalid_state(monitor_api):
+    response = httpx.get(monitor_api + "/api/v1/alerts", params={"state": "pending"}, timeout=10)
+    assert response.status_code == 422
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo("Asia/Jakarta")).isoformat()
