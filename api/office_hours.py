@@ -169,6 +169,14 @@ class WorkdayCalendar:
             return DayInfo(day, None, NonWorkdayReason.WEEKEND, None, is_ramadan)
         return DayInfo(day, schedule, ramadan=is_ramadan)
 
+    def hours_of(self, day: date) -> tuple[time, time] | None:
+        """Return the opening and closing time of ``day``, or None on a non-workday.
+
+        The break counts as office time: the building is in use around it.
+        """
+        schedule = self.day_info(day).schedule
+        return None if schedule is None else (schedule.start, schedule.end)
+
 
 @lru_cache(maxsize=32)
 def national_holidays(year: int) -> dict[date, str]:

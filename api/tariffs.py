@@ -34,6 +34,7 @@ places those rows in the buckets and converts W to kW.
 """
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -180,30 +181,34 @@ def round_idr(amount: float) -> int:
     return int(Decimal(repr(amount)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def office_hours(day: date) -> tuple[time, time] | None:
-    """Return the local opening and closing time of ``day``, or None for a day without office hours.
+HoursOfDay = Callable[[date], tuple[time, time] | None]
+"""Local opening and closing time of a date, or None on a day without office hours."""
 
-    NOTE: this is one fixed schedule for every OPD, and public holidays count as working days.
-    It should use the per-OPD schedule and holiday calendar once the API has one.
+
+def office_hours(day: date) -> tuple[time, time] | None:
+    """Return the fixed default opening and closing time of ``day``, or None at the weekend.
+
+    This schedule knows no holidays; the energy report passes each OPD's own calendar
+    (``api.office_hours.WorkdayCalendar.hours_of``) instead.
     """
     return OFFICE_HOURS.get(day.weekday())
 
 
-def is_office_time(moment_ms: int, zone: ZoneInfo) -> bool:
+def is_office_time(moment_ms: int, zone: ZoneInfo, hours_of: HoursOfDay = office_hours) -> bool:
     """Return True when ``moment_ms`` (UTC epoch ms) is inside office hours in ``zone``."""
     local = datetime.fromtimestamp(moment_ms / 1000, tz=zone)
-    hours = office_hours(local.date())
+    hours = hours_of(local.date())
     return hours is not None and hours[0] <= local.time() < hours[1]
 
 
-def office_hours_edges_ms(start_ms: int, end_ms: int, zone: ZoneInfo) -> list[int]:
+def office_hours_edges_ms(start_ms: int, end_ms: int, zone: ZoneInfo, hours_of: HoursOfDay = office_hours) -> list[int]:
     """Return the openings and closings strictly between ``start_ms`` and ``end_ms``, UTC epoch ms."""
     first_day = datetime.fromtimestamp(start_ms / 1000, tz=zone).date()
     last_day = datetime.fromtimestamp(end_ms / 1000, tz=zone).date()
     edges = []
     day = first_day
     while day <= last_day:
-        hours = office_hours(day)
+        hours = hours_of(day)
         if hours is not None:
             for moment in hours:
                 edge = to_epoch_ms(datetime.combine(day, moment, tzinfo=zone))
@@ -223,7 +228,11 @@ class BucketCost:
 
 
 def cost_per_bucket(
-    intervals: list[Interval], edges_ms: list[int], periods: list[TariffPeriod], zone: ZoneInfo
+    intervals: list[Interval],
+    edges_ms: list[int],
+    periods: list[TariffPeriod],
+    zone: ZoneInfo,
+    hours_of: HoursOfDay = office_hours,
 ) -> tuple[list[BucketCost], list[set[int]]]:
     """Price one meter's intervals per bucket, and return the indexes of ``periods`` each bucket used too.
 
@@ -233,7 +242,7 @@ def cost_per_bucket(
     """
     period_starts = [to_epoch_ms(datetime.combine(period.effective_from, time.min, tzinfo=zone)) for period in periods]
     cuts = [edge for edge in period_starts if edges_ms[0] < edge < edges_ms[-1]]
-    cuts += office_hours_edges_ms(edges_ms[0], edges_ms[-1], zone)
+    cuts += office_hours_edges_ms(edges_ms[0], edges_ms[-1], zone, hours_of)
     parts = sorted(set(edges_ms) | set(cuts))
     part_kwh = spread_over_buckets(intervals, parts)
 
@@ -246,7 +255,7 @@ def cost_per_bucket(
 
         buckets[bucket].kwh += kwh
         buckets[bucket].cost_idr += kwh * periods[period].idr_per_kwh
-        if not is_office_time(part_start, zone):
+        if not is_office_time(part_start, zone, hours_of):
             buckets[bucket].off_hours_kwh += kwh
     return buckets, used
 

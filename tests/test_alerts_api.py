@@ -205,3 +205,46 @@ def _iso(ms: int) -> str:
     from zoneinfo import ZoneInfo
 
     return datetime.fromtimestamp(ms / 1000, ZoneInfo("Asia/Jakarta")).isoformat()
+
+
+def test_completeness_of_past_day(pipeline, monitor_api):
+    # 1 December 2026 in WIB: sensor-c sends one reading every 2 minutes from 00:00 to 23:58,
+    # 720 readings where 1,440 are expected at one per 60 s: 50 %. meter-c sends 1,440: 100 %.
+    from test_api import ms
+
+    midnight = ms(2026, 12, 1, 0)
+    room = [
+        (topic("gw-c", "room"), json.dumps({"device": "sensor-c", "room": "r1", "ts": midnight + index * 2 * MINUTE_MS, "temperature_c": 25.0}))
+        for index in range(720)
+    ]
+    energy = [
+        (topic("gw-c", "energy"), json.dumps({"device": "meter-c", "ts": midnight + index * MINUTE_MS, "power_w": 100.0}))
+        for index in range(1440)
+    ]
+    # A reading of 2 December 00:00 WIB belongs to the next day.
+    late = [(topic("gw-c", "energy"), json.dumps({"device": "meter-c", "ts": midnight + 1440 * MINUTE_MS, "power_w": 1.0}))]
+    pipeline.publish(room + energy + late)
+
+    def answer():
+        response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/completeness", params={"date": "2026-12-01"}, timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        devices = {device["device"]: device for device in body["devices"]}
+        if devices.get("sensor-c", {}).get("received") == 720 and devices.get("meter-c", {}).get("received") == 1440:
+            return body
+        return None
+
+    body = wait_until(answer, timeout_s=30)
+    devices = {device["device"]: device for device in body["devices"]}
+    assert devices["sensor-c"]["expected"] == 1440
+    assert devices["sensor-c"]["ratio"] == pytest.approx(0.5)
+    assert devices["meter-c"]["ratio"] == pytest.approx(1.0)
+    assert body["expected"] == 2880
+    assert body["received"] == 2160
+    assert body["ratio"] == pytest.approx(0.75)
+
+
+def test_completeness_future_date(monitor_api):
+    response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/completeness", params={"date": "2100-01-01"}, timeout=10)
+    assert response.status_code == 422
+    assert "2100-01-01" in response.json()["detail"]

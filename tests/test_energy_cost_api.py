@@ -34,6 +34,10 @@ READINGS = [
     # At P-1/TR 3 × 1,699.53 = 5,098.59 → 5,099; at P-2/TM 3 × 1,522.88 = 4,568.64 → 4,569.
     ("meter-b", ms(2026, 11, 28, 10), 50.0, 800.0),
     ("meter-b", ms(2026, 11, 28, 12), 53.0, 1200.0),
+    # meter-c on Monday 17 August 2026, Independence Day (a national holiday): 10:00 10 →
+    # 12:00 12, 2 kWh inside the usual hours of a Monday but all outside office hours.
+    ("meter-c", ms(2026, 8, 17, 10), 10.0, 900.0),
+    ("meter-c", ms(2026, 8, 17, 12), 12.0, 900.0),
 ]
 
 # meter-b moves to P-2/TM for the whole range; meter-a stays unmapped, so P-1/TR.
@@ -143,6 +147,12 @@ def test_report_saturday_all_off_hours(pipeline, seeded):
     assert bucket_values(meter, "off_hours_kwh") == [3.0]
     assert bucket_values(meter, "cost_idr") == [5099]
     assert bucket_values(meter, "peak_kw") == [1.2]
+
+
+def test_report_national_holiday_all_off_hours(pipeline, seeded):
+    meter = meter_of(report(pipeline, window="1d", start="2026-08-17", end="2026-08-18"), "meter-c")
+    assert bucket_values(meter, "kwh") == [2.0]
+    assert bucket_values(meter, "off_hours_kwh") == [2.0]
 
 
 def test_report_weekly_opd_totals(pipeline, seeded):

@@ -36,6 +36,7 @@ from ..tariffs import (
     TariffTable,
     cost_per_bucket,
     meter_tariff_periods,
+    office_hours,
     parse_tariff_table,
     peaks_per_bucket,
     round_idr,
@@ -305,8 +306,10 @@ async def read_energy_report(
 
     kWh are computed as in `/energy`. Each meter is priced with its tariff class from the tariff
     file, or P-1/TR when the file does not map it. A window that contains a tariff change is
-    split at the change, and each part is priced at its own price. `off_hours_kwh` is the energy used outside the fixed
-    office hours in `office_hours`, with interval energy spread linearly over time. `peak_kw` is
+    split at the change, and each part is priced at its own price. `off_hours_kwh` is the energy
+    used outside the OPD's office hours (opening to closing, from the office hours file; weekends,
+    national holidays and cuti bersama are wholly outside), with interval energy spread linearly
+    over time. `peak_kw` is
     the max of `power_w` in the window. The OPD totals have no peak, because the meters' peaks
     need not fall at the same time. Costs are summed unrounded and then rounded, so a total can
     differ from the sum of the rounded bucket costs by a few Rupiah.
@@ -329,6 +332,7 @@ async def build_energy_report(
     """
     table = tariff_table(context.settings.tariffs_file)
     zone = context.zone
+    hours_of = context.office_hours.calendar(opd).hours_of if context.office_hours else office_hours
 
     readings = await _read_registers(context, opd, device, time_range.start, time_range.end)
     peaks = await _read_peaks(context, opd, device, time_range.start, time_range.end, time_range.window)
@@ -342,7 +346,7 @@ async def build_energy_report(
         node, meter_device, circuit = key
         intervals, _ = consumption_intervals(readings.get(key, []), DEFAULT_JITTER_KWH, DEFAULT_MAX_POWER_KW)
         periods = meter_tariff_periods(table, opd, node, meter_device, circuit)
-        costs, used = cost_per_bucket(intervals, edges_ms, periods, zone)
+        costs, used = cost_per_bucket(intervals, edges_ms, periods, zone, hours_of)
         meter_peaks = peaks_per_bucket(peaks.get(key, []), edges_ms)
 
         meter_tariffs = sorted({periods[index] for indexes in used for index in indexes}, key=lambda p: p.effective_from)

@@ -6,6 +6,7 @@ meter registers of today and of the previous 4 same weekdays. The count of state
 not grow with the number of OPDs or devices.
 """
 
+import asyncio
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from contract.storage import MEASUREMENT_BY_STREAM
 from .. import overview
 from ..deps import AppContext, get_context
 from ..influx import Series, quote_ident
+from ..monitor.alert_store import AlertStore
 from ..timewindows import from_epoch_ms, to_epoch_ms
 
 _RECENT_WINDOW_MS = 86_400_000
@@ -91,9 +93,7 @@ class OpdOverview(BaseModel):
     devices: DeviceState
     attendance: AttendanceToday
     energy: EnergyToday
-    open_alerts: int | None = Field(
-        None, description="Reserved for the count of open alerts; always null until alerts exist"
-    )
+    open_alerts: int = Field(description="Alerts of the OPD that are open now (comfort, device and node offline)")
     worst_room: WorstRoom | None = Field(description="null when every room with a current reading is comfortable")
 
 
@@ -113,7 +113,8 @@ async def read_overview(context: Annotated[AppContext, Depends(get_context)]) ->
 
     Devices are online when their newest point is at most `device_offline_s` old. Energy counts
     from local midnight with the rules of `/energy`, against the median of the same weekday of
-    the previous 4 weeks up to the same local time. `open_alerts` is reserved and always null.
+    the previous 4 weeks up to the same local time. `open_alerts` counts the alerts open now
+    (see `/api/v1/alerts`).
     """
     zone = context.zone
     now = datetime.now(zone)
@@ -128,6 +129,7 @@ async def read_overview(context: Annotated[AppContext, Depends(get_context)]) ->
         *(_meter_registers(start, end) for start, end in windows),
     ]
     answers = await context.reader.query("; ".join(statements))
+    open_alerts = await asyncio.to_thread(AlertStore(context.registry).open_counts)
     devices_answer, nodes_answer, punches_answer, *energy_answers = answers
 
     last_seen, room_readings = _collect_devices(devices_answer)
@@ -160,6 +162,7 @@ async def read_overview(context: Annotated[AppContext, Depends(get_context)]) ->
                 ),
                 attendance=_attendance(punched.get(opd_id, 0), employees),
                 energy=energy,
+                open_alerts=open_alerts.get(opd_id, 0),
                 worst_room=None if worst is None else _worst_room(worst, context),
             )
         )
