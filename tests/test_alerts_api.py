@@ -248,3 +248,33 @@ def test_completeness_future_date(monitor_api):
     response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/completeness", params={"date": "2100-01-01"}, timeout=10)
     assert response.status_code == 422
     assert "2100-01-01" in response.json()["detail"]
+
+
+def test_rooms_newest_values_and_comfort(pipeline, monitor_api):
+    # Two sensors in room r9: sensor-t (temperature 28.5 °C, above 27) and sensor-q (CO2
+    # 700 ppm, fine). Only CO2 has limits in this module's rules, so r9 is ok; its temperature
+    # is shown but not judged. Room r8 gets CO2 1,600 ppm: critical at once, whatever the
+    # minimum duration of alerts.
+    now = now_ms()
+    pipeline.publish(
+        [
+            (topic("gw-r", "room"), json.dumps({"device": "sensor-t", "room": "r9", "ts": now - 2000, "temperature_c": 28.5})),
+            (topic("gw-r", "room"), json.dumps({"device": "sensor-q", "room": "r9", "ts": now - 1000, "co2_ppm": 700.0})),
+            (topic("gw-r", "room"), json.dumps({"device": "sensor-x", "room": "r8", "ts": now - 1000, "co2_ppm": 1600.0})),
+        ]
+    )
+
+    def rooms():
+        response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/rooms", timeout=10)
+        assert response.status_code == 200, response.text
+        found = {room["room"]: room for room in response.json()["rooms"]}
+        return found if {"r8", "r9"} <= set(found) and "co2_ppm" in found["r9"]["values"] else None
+
+    found = wait_until(rooms, timeout_s=20)
+    assert found["r9"]["values"]["temperature_c"] == 28.5
+    assert found["r9"]["values"]["co2_ppm"] == 700.0
+    assert found["r9"]["comfort"] == "ok"
+    assert found["r8"]["comfort"] == "critical"
+    assert found["r8"]["breaches"] == [
+        {"measurement": "co2_ppm", "value": 1600.0, "side": "high", "severity": "critical", "threshold": 1000.0}
+    ]
