@@ -7,7 +7,7 @@ def validate_node_settings(settings: dict) -> str | None:
     """Return why the edge agent would reject ``settings``, or None when it would accept them.
 
     The node validates again when the configuration arrives, because its software version
-    may differ from the API's; an invalid configuration never replaces a working one there.
+    may differ from the API's. There an invalid configuration never replaces a working one.
     """
     try:
         parse_node_settings(settings)

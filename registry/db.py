@@ -2,7 +2,7 @@
 
 The URL comes from ``SMARTOFFICE_DATABASE_URL``: ``sqlite:///path/registry.sqlite3`` by default,
 ``postgresql+psycopg://user:password@host/db`` for PostgreSQL. SQLite runs in WAL mode with
-foreign keys on, so readers (API requests) never wait for the alert writer.
+foreign keys on, so readers (API requests) do not wait for a writer such as the alert monitor.
 """
 
 from collections.abc import Iterator

@@ -134,7 +134,7 @@ class Employee(Base):
 
 
 class AuditEntry(Base):
-    """Who did what, when: every view of personal data and every change of configuration."""
+    """Audit record of one view of personal data or one change of configuration: actor, action, time."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_ts", "ts_ms"),)
@@ -199,7 +199,7 @@ class Alert(Base):
     room_key: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(200))
-    """What the alert is about (a device, room or node); one open alert per kind and subject."""
+    """Key of the device, room or node the alert is about; one open alert per kind and subject."""
 
     severity: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))

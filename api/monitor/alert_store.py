@@ -1,7 +1,7 @@
 """Alerts in the registry: open, follow, close, acknowledge and list them.
 
-One open alert per (OPD, kind, subject) at a time. Writes are short transactions, so an API
-request that lists alerts never waits long for the monitor.
+``open`` keeps one open alert per (OPD, kind, subject): it returns the open one instead of
+adding a second. Each write is one short transaction.
 """
 
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ CLOSED = "closed"
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:
-    """What is needed to open an alert."""
+    """Fields of an alert to open."""
 
     opd: str
     kind: str

@@ -2,8 +2,8 @@
 
 Each (OPD, device, measurement) is NORMAL, PENDING (outside a limit since ``since_ms``, not yet
 for ``min_duration_s``) or OPEN (an alert is open). Readings are applied in the order of their
-``ts``; a reading older than the newest one applied to its subject is ignored, because an edge
-node's backlog may arrive after newer live readings.
+``ts``. A reading older than the newest one applied to its subject is ignored, because an
+edge node's backlog may arrive after newer live readings.
 
 - A value above ``high.warning`` (or below ``low.warning``) is out of range; at or beyond the
   ``critical`` level the severity is critical. Both limits are inclusive for opening.
@@ -24,7 +24,7 @@ from .rules import AlertRules, ComfortRule, Severity
 
 
 class Change(StrEnum):
-    """What happened to an alert."""
+    """Kind of change of an alert."""
 
     OPENED = "opened"
     UPDATED = "updated"
@@ -33,7 +33,7 @@ class Change(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """What a comfort alert is about: one measurement of one room sensor."""
+    """Subject of a comfort alert: one measurement of one room sensor."""
 
     opd: str
     node: str
@@ -146,7 +146,8 @@ class ComfortEvaluator:
 
     def _follow_open(self, subject: Subject, state: _State, rule: ComfortRule, value: float, ts_ms: int) -> list[ComfortChange]:
         side = state.open_kind.rsplit("_", 1)[1]
-        threshold = rule.high.warning if side == "high" and rule.high else rule.low.warning if rule.low else 0.0
+        limit = rule.high if side == "high" else rule.low
+        threshold = limit.warning if limit is not None else None
         if back_inside(rule, side, value):
             return self._close(subject, state, value, ts_ms)
 

@@ -1,8 +1,8 @@
 """Daily data completeness: readings received against readings expected. Pure logic.
 
 A device that samples (room sensor, energy meter) is expected to send one reading per
-``expected_interval_s`` of its kind; attendance terminals send events, so they have no
-expectation. For the current day the expectation covers local midnight up to now. The
+``expected_interval_s`` of its kind. Attendance terminals send events, so they have no
+expected count. For the current day the expectation covers local midnight up to now. The
 received count of a device is its number of points in the day, counted on the field it sends
 most often, because a reading may lack a field that validation dropped.
 

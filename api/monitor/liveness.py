@@ -1,4 +1,4 @@
-"""Which edge nodes and devices are offline, telling a link that is down from a device that is. Pure logic.
+"""Liveness of edge nodes and devices, telling a link that is down from a device that is. Pure logic.
 
 A node is *offline* when its newest status message is its last will (``state: offline``), or
 when nothing at all (status, heartbeat or reading) came from it for ``node_offline_s``. While

@@ -14,7 +14,7 @@ from contract.catalogue import CatalogueError
 
 
 class Severity(StrEnum):
-    """How urgent an alert is."""
+    """Urgency of an alert."""
 
     WARNING = "warning"
     CRITICAL = "critical"

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
 class AlertState(StrEnum):
-    """Which alerts to list."""
+    """Alert state filter of a listing."""
 
     OPEN = "open"
     CLOSED = "closed"

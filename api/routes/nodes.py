@@ -38,7 +38,7 @@ class ConfigState(StrEnum):
 
 
 class NodeOut(BaseModel):
-    """One edge node: its newest status and where its configuration stands."""
+    """One edge node: its newest status and the state of its configuration."""
 
     opd: str
     node: str
@@ -94,7 +94,7 @@ class NodeConfigIn(BaseModel):
 
 
 def config_state(desired: int | None, reported: int | None, result: str | None) -> ConfigState:
-    """Return where a node's configuration stands from the desired version and its newest report."""
+    """Return the configuration state of a node from the desired version and its newest report."""
     if desired is None:
         return ConfigState.NONE
     if reported is None or reported < desired:
@@ -175,7 +175,7 @@ async def write_node_config(
     node would reject is refused here with 422. The node applies a valid one without a
     restart and reports the outcome on `config/reported`; `config_state` is `pending` until
     then. The version is stored before it is published: if the broker cannot be reached, the
-    answer is 503 and the next successful PUT publishes a newer version.
+    response is 503 and the next successful PUT publishes a newer version.
     """
     _ensure_known_node(context, opd, node)
     problem = validate_node_settings(body.settings)

@@ -1,4 +1,4 @@
-"""What every device adapter of the edge agent provides and receives.
+"""Interface between the edge agent and its device adapters.
 
 An adapter speaks one device protocol (Modbus TCP, Tasmota MQTT, ZKTeco ADMS, ...) and turns
 what its devices send into wire contract v1 payloads. It hands each one to ``emit``; the agent
