@@ -13,7 +13,9 @@ rows here, already grouped by OPD.
   the previous 4 weeks, each from local midnight up to the same local time of day. Weeks in
   which no meter of the OPD sent a reading are left out of the median.
 - **Worst room.** Among rooms whose newest reading is at most ``device_offline_s`` old, the
-  room with the largest relative excess over a comfort limit (see ``comfort_breaches``).
+  room with the largest relative excess over a comfort limit (see ``comfort_breaches``). The
+  API passes the warning levels of its alert rules, so the overview, the room list and the
+  alerts judge a room alike.
 """
 
 from dataclasses import dataclass, field
@@ -90,29 +92,38 @@ class EnergyToday:
     usual_weeks: int
 
 
-def comfort_breaches(reading: RoomReading) -> list[Breach]:
+ComfortLimit = tuple[str, str, float]
+"""A comfort limit: reading field, ``>`` or ``<``, and the limit; a value equal to it is fine."""
+
+DEFAULT_LIMITS: tuple[ComfortLimit, ...] = (
+    ("co2_ppm", ">", CO2_MAX_PPM),
+    ("temperature_c", ">", TEMPERATURE_MAX_C),
+    ("temperature_c", "<", TEMPERATURE_MIN_C),
+    ("humidity_pct", ">", HUMIDITY_MAX_PCT),
+)
+"""Limits used when the caller passes none; the API passes the warning levels of its alert rules."""
+
+
+def comfort_breaches(reading: RoomReading, limits: tuple[ComfortLimit, ...] = DEFAULT_LIMITS) -> list[Breach]:
     """Return the comfort limits ``reading`` breaks.
 
     Each breach's ``excess`` is its distance to the limit divided by the limit, so CO2 of
     1,200 ppm (0.2), 30 °C (0.11) and 80 % humidity (0.14) compare on one scale.
     """
     breaches = []
-    if reading.co2_ppm is not None and reading.co2_ppm > CO2_MAX_PPM:
-        excess = (reading.co2_ppm - CO2_MAX_PPM) / CO2_MAX_PPM
-        breaches.append(Breach("co2_ppm", f"> {CO2_MAX_PPM:g}", reading.co2_ppm, excess))
-    if reading.temperature_c is not None and reading.temperature_c > TEMPERATURE_MAX_C:
-        excess = (reading.temperature_c - TEMPERATURE_MAX_C) / TEMPERATURE_MAX_C
-        breaches.append(Breach("temperature_c", f"> {TEMPERATURE_MAX_C:g}", reading.temperature_c, excess))
-    if reading.temperature_c is not None and reading.temperature_c < TEMPERATURE_MIN_C:
-        excess = (TEMPERATURE_MIN_C - reading.temperature_c) / TEMPERATURE_MIN_C
-        breaches.append(Breach("temperature_c", f"< {TEMPERATURE_MIN_C:g}", reading.temperature_c, excess))
-    if reading.humidity_pct is not None and reading.humidity_pct > HUMIDITY_MAX_PCT:
-        excess = (reading.humidity_pct - HUMIDITY_MAX_PCT) / HUMIDITY_MAX_PCT
-        breaches.append(Breach("humidity_pct", f"> {HUMIDITY_MAX_PCT:g}", reading.humidity_pct, excess))
+    for field_name, side, limit in limits:
+        value = getattr(reading, field_name)
+        if value is None or limit == 0:
+            continue
+        if (side == ">" and value > limit) or (side == "<" and value < limit):
+            excess = abs(value - limit) / abs(limit)
+            breaches.append(Breach(field_name, f"{side} {limit:g}", value, excess))
     return breaches
 
 
-def worst_room(readings: list[RoomReading], now_ms: int, max_age_ms: int) -> WorstRoom | None:
+def worst_room(
+    readings: list[RoomReading], now_ms: int, max_age_ms: int, limits: tuple[ComfortLimit, ...] = DEFAULT_LIMITS
+) -> WorstRoom | None:
     """Return the room furthest outside comfort, or None when every current room is fine.
 
     Only the newest reading of each room counts, and only when it is at most ``max_age_ms``
@@ -128,7 +139,7 @@ def worst_room(readings: list[RoomReading], now_ms: int, max_age_ms: int) -> Wor
 
     worst = None
     for room in sorted(newest):
-        breaches = comfort_breaches(newest[room])
+        breaches = comfort_breaches(newest[room], limits)
         if not breaches:
             continue
         candidate = WorstRoom(newest[room], breaches)

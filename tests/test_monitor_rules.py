@@ -70,10 +70,10 @@ def test_comfort_single_spike_opens_nothing():
     assert feed(evaluator, CO2, [1200, 800, 1200, 800]) == []
 
 
-def test_comfort_limit_is_inclusive():
+def test_comfort_limit_itself_is_inside():
     evaluator = ComfortEvaluator(RULES)
-    changes = feed(evaluator, CO2, [1000, 1000, 1000])
-    assert [change.change for change in changes] == [Change.OPENED]
+    assert feed(evaluator, CO2, [1000, 1000, 1000]) == []
+    assert [change.change for change in feed(evaluator, CO2, [1001, 1001, 1001], start_ms=T0 + 5 * MINUTE_MS)] == [Change.OPENED]
 
 
 def test_comfort_escalates_and_keeps_open_inside_hysteresis():
@@ -94,6 +94,7 @@ def test_comfort_escalates_and_keeps_open_inside_hysteresis():
 def test_comfort_low_temperature():
     evaluator = ComfortEvaluator(RULES)
     changes = feed(evaluator, TEMPERATURE, [23.0, 19.5, 19.0, 24.2, 24.6])
+    # 19.0 is below the critical 20.
     # Out of range from 0 min; opens at 2 min with that reading's severity (19.0 <= 20 is critical).
     assert [(change.change, change.kind, change.severity) for change in changes] == [
         (Change.OPENED, "temperature_low", Severity.CRITICAL),

@@ -5,8 +5,8 @@ for ``min_duration_s``) or OPEN (an alert is open). Readings are applied in the 
 ``ts``. A reading older than the newest one applied to its subject is ignored, because an
 edge node's backlog may arrive after newer live readings.
 
-- A value above ``high.warning`` (or below ``low.warning``) is out of range; at or beyond the
-  ``critical`` level the severity is critical. Both limits are inclusive for opening.
+- A value above ``high.warning`` (or below ``low.warning``) is out of range, and beyond the
+  ``critical`` level the severity is critical. A value equal to a limit is inside it.
 - An alert opens once the value has stayed out of range for ``min_duration_s`` of reading
   time; its start is the first reading out of range.
 - An open alert follows the value: it escalates to critical and back, and keeps the peak.
@@ -72,11 +72,11 @@ def measurement_name(measurement: str) -> str:
 
 def classify(rule: ComfortRule, value: float) -> tuple[str, Severity, float] | None:
     """Return the side (``high``/``low``), severity and warning threshold ``value`` breaks, or None."""
-    if rule.high is not None and value >= rule.high.warning:
-        critical = rule.high.critical is not None and value >= rule.high.critical
+    if rule.high is not None and value > rule.high.warning:
+        critical = rule.high.critical is not None and value > rule.high.critical
         return "high", Severity.CRITICAL if critical else Severity.WARNING, rule.high.warning
-    if rule.low is not None and value <= rule.low.warning:
-        critical = rule.low.critical is not None and value <= rule.low.critical
+    if rule.low is not None and value < rule.low.warning:
+        critical = rule.low.critical is not None and value < rule.low.critical
         return "low", Severity.CRITICAL if critical else Severity.WARNING, rule.low.warning
     return None
 

@@ -88,6 +88,20 @@ class AlertRules(_Strict):
         return self.comfort.get(measurement)
 
 
+def comfort_limits(rules: AlertRules, opd: str) -> tuple[tuple[str, str, float], ...]:
+    """Return the warning levels of ``opd`` as ``(field, ">" or "<", limit)``, as the overview uses them."""
+    limits = []
+    for measurement in COMFORT_MEASUREMENTS:
+        rule = rules.comfort_rule(opd, measurement)
+        if rule is None:
+            continue
+        if rule.high is not None:
+            limits.append((measurement, ">", rule.high.warning))
+        if rule.low is not None:
+            limits.append((measurement, "<", rule.low.warning))
+    return tuple(limits)
+
+
 def load_alert_rules(path: Path) -> AlertRules:
     """Read and validate the rules file.
 

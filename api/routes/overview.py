@@ -10,7 +10,7 @@ import asyncio
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from contract.catalogue import Opd
@@ -20,6 +20,7 @@ from .. import overview
 from ..deps import AppContext, get_context
 from ..influx import Series, quote_ident
 from ..monitor.alert_store import AlertStore
+from ..monitor.rules import comfort_limits
 from ..timewindows import from_epoch_ms, to_epoch_ms
 
 _RECENT_WINDOW_MS = 86_400_000
@@ -108,7 +109,7 @@ class OverviewResponse(BaseModel):
 
 
 @router.get("/overview", response_model=OverviewResponse)
-async def read_overview(context: Annotated[AppContext, Depends(get_context)]) -> OverviewResponse:
+async def read_overview(request: Request, context: Annotated[AppContext, Depends(get_context)]) -> OverviewResponse:
     """Return devices, attendance, energy and the worst room of every OPD at a glance.
 
     Devices are online when their newest point is at most `device_offline_s` old. Energy counts
@@ -130,6 +131,7 @@ async def read_overview(context: Annotated[AppContext, Depends(get_context)]) ->
     ]
     answers = await context.reader.query("; ".join(statements))
     open_alerts = await asyncio.to_thread(AlertStore(context.registry).open_counts)
+    rules = getattr(request.app.state, "alert_rules", None)
     devices_answer, nodes_answer, punches_answer, *energy_answers = answers
 
     last_seen, room_readings = _collect_devices(devices_answer)
@@ -151,7 +153,8 @@ async def read_overview(context: Annotated[AppContext, Depends(get_context)]) ->
         )
         employees = 0 if isinstance(entry, str) else entry.employees
         energy = _energy(windows, [answer.get(opd_id, {}) for answer in meters])
-        worst = overview.worst_room(room_readings.get(opd_id, []), now_ms, offline_after_ms)
+        limits = comfort_limits(rules, opd_id) if rules is not None else overview.DEFAULT_LIMITS
+        worst = overview.worst_room(room_readings.get(opd_id, []), now_ms, offline_after_ms, limits)
         opds.append(
             OpdOverview(
                 opd=opd_id,
