@@ -15,7 +15,17 @@ import time
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, _answers, wait_until
+from conftest import (
+    PIPELINE_ADMIN,
+    PIPELINE_ADMIN_PASSWORD,
+    REPO_ROOT,
+    TEST_JWT_SECRET,
+    TEST_PSEUDONYM_KEY,
+    _answers,
+    create_test_user,
+    login,
+    wait_until,
+)
 from devstack import ManagedProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -51,6 +61,8 @@ def monitor_api(pipeline, tmp_path_factory):
     rules_file = folder / "alert_rules.yaml"
     rules_file.write_text(RULES, encoding="utf-8")
     port = free_port()
+    database_url = f"sqlite:///{folder / 'registry.sqlite3'}"
+    create_test_user(database_url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD, "admin")
     env = dict(
         os.environ,
         SMARTOFFICE_MQTT_HOST=pipeline.mosquitto.host,
@@ -61,26 +73,32 @@ def monitor_api(pipeline, tmp_path_factory):
         SMARTOFFICE_ALERT_RULES_FILE=str(rules_file),
         SMARTOFFICE_MONITOR_CHECK_INTERVAL_S="1",
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
-        SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
+        SMARTOFFICE_DATABASE_URL=database_url,
+        SMARTOFFICE_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
+        SMARTOFFICE_JWT_SECRET=TEST_JWT_SECRET,
     )
     api = ManagedProcess("api-monitor", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()
     url = f"http://127.0.0.1:{port}"
     api.wait_ready(lambda: _answers(url + "/openapi.json"), timeout_s=30)
+    client = httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)}"}, timeout=10
+    )
     # The live subscription connects in the background: wait until a message gets through.
-    assert wait_until(lambda: _subscribed(pipeline, url), timeout_s=20)
-    yield url
+    assert wait_until(lambda: _subscribed(pipeline, client), timeout_s=20)
+    yield client
+    client.close()
     api.stop()
 
 
-def _subscribed(pipeline, url: str) -> bool:
+def _subscribed(pipeline, client: httpx.Client) -> bool:
     pipeline.publish([(topic("probe", "status"), json.dumps({"state": "online", "ts": now_ms()}))])
-    nodes = httpx.get(url + "/api/v1/nodes", params={"opd": OPD}, timeout=10).json()["nodes"]
+    nodes = client.get("/api/v1/nodes", params={"opd": OPD}).json()["nodes"]
     return any(node["node"] == "probe" for node in nodes)
 
 
-def alerts(url: str, **params) -> list[dict]:
-    response = httpx.get(url + "/api/v1/alerts", params={"opd": OPD, **params}, timeout=10)
+def alerts(client: httpx.Client, **params) -> list[dict]:
+    response = client.get("/api/v1/alerts", params={"opd": OPD, **params})
     assert response.status_code == 200, response.text
     return response.json()["alerts"]
 
@@ -88,14 +106,14 @@ def alerts(url: str, **params) -> list[dict]:
 class LiveCollector:
     """Collects the `alert` events of the API's live stream in a background thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, client: httpx.Client) -> None:
         self.events: list[dict] = []
-        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(client,), daemon=True)
         self._thread.start()
 
-    def _read(self, url: str) -> None:
+    def _read(self, client: httpx.Client) -> None:
         try:
-            with httpx.stream("GET", url + "/api/v1/live", params={"opd": OPD, "stream": "alert"}, timeout=None) as response:
+            with client.stream("GET", "/api/v1/live", params={"opd": OPD, "stream": "alert"}, timeout=None) as response:
                 event = None
                 for line in response.iter_lines():
                     if line.startswith("event: "):
@@ -146,19 +164,19 @@ def test_acknowledge_alert(pipeline, monitor_api):
     alert_id = opened[0]["id"]
     assert opened[0]["acknowledged_at"] is None
 
-    response = httpx.post(f"{monitor_api}/api/v1/alerts/{alert_id}/acknowledge", timeout=10)
+    response = monitor_api.post(f"/api/v1/alerts/{alert_id}/acknowledge")
     assert response.status_code == 200, response.text
     acknowledged = response.json()
     assert acknowledged["acknowledged_at"] is not None
-    assert acknowledged["acknowledged_by"]
+    assert acknowledged["acknowledged_by"] == PIPELINE_ADMIN
     assert acknowledged["state"] == "open"
 
-    again = httpx.post(f"{monitor_api}/api/v1/alerts/{alert_id}/acknowledge", timeout=10).json()
+    again = monitor_api.post(f"/api/v1/alerts/{alert_id}/acknowledge").json()
     assert again["acknowledged_at"] == acknowledged["acknowledged_at"]
 
 
 def test_acknowledge_unknown_alert(monitor_api):
-    response = httpx.post(f"{monitor_api}/api/v1/alerts/999999/acknowledge", timeout=10)
+    response = monitor_api.post("/api/v1/alerts/999999/acknowledge")
     assert response.status_code == 404
     assert "999999" in response.json()["detail"]
 
@@ -191,12 +209,12 @@ def test_device_down_then_link_down(pipeline, monitor_api):
     assert node_alerts[0]["severity"] == "critical"
     assert wait_until(lambda: not [alert for alert in alerts(monitor_api, kind="device_offline") if alert["node"] == node])
 
-    nodes = httpx.get(monitor_api + "/api/v1/nodes", params={"opd": OPD}, timeout=10).json()["nodes"]
+    nodes = monitor_api.get("/api/v1/nodes", params={"opd": OPD}).json()["nodes"]
     assert [entry["state"] for entry in nodes if entry["node"] == node] == ["offline"]
 
 
 def test_alerts_invalid_state(monitor_api):
-    response = httpx.get(monitor_api + "/api/v1/alerts", params={"state": "pending"}, timeout=10)
+    response = monitor_api.get("/api/v1/alerts", params={"state": "pending"})
     assert response.status_code == 422
 
 
@@ -226,7 +244,7 @@ def test_completeness_of_past_day(pipeline, monitor_api):
     pipeline.publish(room + energy + late)
 
     def answer():
-        response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/completeness", params={"date": "2026-12-01"}, timeout=10)
+        response = monitor_api.get(f"/api/v1/opds/{OPD}/completeness", params={"date": "2026-12-01"})
         assert response.status_code == 200, response.text
         body = response.json()
         devices = {device["device"]: device for device in body["devices"]}
@@ -245,7 +263,7 @@ def test_completeness_of_past_day(pipeline, monitor_api):
 
 
 def test_completeness_future_date(monitor_api):
-    response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/completeness", params={"date": "2100-01-01"}, timeout=10)
+    response = monitor_api.get(f"/api/v1/opds/{OPD}/completeness", params={"date": "2100-01-01"})
     assert response.status_code == 422
     assert "2100-01-01" in response.json()["detail"]
 
@@ -265,7 +283,7 @@ def test_rooms_newest_values_and_comfort(pipeline, monitor_api):
     )
 
     def rooms():
-        response = httpx.get(f"{monitor_api}/api/v1/opds/{OPD}/rooms", timeout=10)
+        response = monitor_api.get(f"/api/v1/opds/{OPD}/rooms")
         assert response.status_code == 200, response.text
         found = {room["room"]: room for room in response.json()["rooms"]}
         return found if {"r8", "r9"} <= set(found) and "co2_ppm" in found["r9"]["values"] else None
