@@ -1,0 +1,240 @@
+"""Command line that runs one office's simulated devices in their own protocols, for the edge agent.
+
+It starts the devices that the options request:
+
+- ``--modbus-port``: a Modbus TCP server with an SDM630 at unit 1 and an SDM120 at unit 2.
+- ``--mqtt-port``: a Tasmota plug, a Shelly Plus 1PM (Gen2), a Shelly Plug S (Gen1) and a
+  Zigbee2MQTT bridge with one room sensor, publishing to that local broker.
+- ``--adms-url``: a ZKTeco terminal pushing one punch per interval to that ADMS server.
+
+``--print-adapter-config`` prints the edge adapter entries (JSON) that read these devices.
+
+Example::
+
+    python -m firmware_sim.protocol_devices --mqtt-port 1883 --modbus-port 5020 \\
+        --adms-url http://127.0.0.1:8081 --interval-s 10
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import signal
+import sys
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from .adms_terminal import AdmsTerminal, SimulatedPunch
+from .local_mqtt_devices import ShellyGen1Device, ShellyGen2Device, TasmotaDevice, Zigbee2MqttBridge, format_local_time
+from .sdm_meter import MeterValues, SdmModbusServer, SimulatedSdmMeter
+
+logger = logging.getLogger("firmware_sim.protocol_devices")
+
+TASMOTA_TOPIC = "tasmota_51A0C1"
+SHELLY_GEN2_PREFIX = "shellyplus1pm-sim0000000001"
+SHELLY_GEN1_ID = "shellyplug-s-51A0C2"
+ZIGBEE_BASE_TOPIC = "zigbee2mqtt"
+ZIGBEE_SENSOR = "ruang-rapat/th-01"
+TERMINAL_SERIAL = "SIM0000000001"
+EMPLOYEE_PINS = ("1001", "1002", "1003", "1004", "1005")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m firmware_sim.protocol_devices", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--mqtt-host", default="127.0.0.1", help="local broker address (default: 127.0.0.1)")
+    parser.add_argument("--mqtt-port", type=int, help="local broker port (without it no MQTT devices run)")
+    parser.add_argument(
+        "--modbus-host", default="127.0.0.1", help="address the Modbus TCP server listens on (default: 127.0.0.1)"
+    )
+    parser.add_argument("--modbus-port", type=int, help="Modbus TCP port (without it no meters run)")
+    parser.add_argument("--adms-url", help="base URL of the ADMS server, e.g. http://127.0.0.1:8081")
+    parser.add_argument("--interval-s", type=float, default=10.0, help="seconds between two readings (default: 10)")
+    parser.add_argument(
+        "--timezone", default="Asia/Jakarta", help="zone of the devices' clocks (default: Asia/Jakarta)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated values (default: 1)")
+    parser.add_argument(
+        "--print-adapter-config", action="store_true", help="print the matching edge adapter entries and exit"
+    )
+    return parser
+
+
+def adapter_config(args: argparse.Namespace) -> list[dict]:
+    """Return the edge adapter entries that read the simulated devices of ``args``."""
+    broker = {"host": args.mqtt_host, "port": args.mqtt_port or 1883}
+    modbus = {"host": args.modbus_host, "port": args.modbus_port or 502}
+    adms_port = urlsplit(args.adms_url).port if args.adms_url else None
+
+    meters = [
+        {"device": "meter-main", "circuit": "panel-main", "model": "sdm630", "unit_id": 1, **modbus},
+        {"device": "meter-server-room", "circuit": "server-room", "model": "sdm120", "unit_id": 2, **modbus},
+    ]
+    shelly_devices = [
+        {"generation": 2, "topic_prefix": SHELLY_GEN2_PREFIX, "device": "plug-ac", "circuit": "ac-1"},
+        {"generation": 1, "topic_prefix": f"shellies/{SHELLY_GEN1_ID}", "device": "plug-pantry"},
+    ]
+    tasmota_devices = [{"topic": TASMOTA_TOPIC, "device": "plug-printer", "circuit": "office-1"}]
+    zigbee_devices = [{"friendly_name": ZIGBEE_SENSOR, "device": "sensor-th-01", "room": "ruang-rapat"}]
+    terminals = [{"serial_number": TERMINAL_SERIAL, "device": "terminal-lobby"}]
+
+    return [
+        {"type": "modbus_sdm", "id": "sim-meters", "poll_interval_s": args.interval_s, "meters": meters},
+        {
+            "type": "tasmota",
+            "id": "sim-tasmota",
+            "timezone": args.timezone,
+            "broker": broker,
+            "devices": tasmota_devices,
+        },
+        {"type": "shelly", "id": "sim-shelly", "broker": broker, "devices": shelly_devices},
+        {
+            "type": "zigbee2mqtt",
+            "id": "sim-zigbee",
+            "broker": broker,
+            "base_topic": ZIGBEE_BASE_TOPIC,
+            "devices": zigbee_devices,
+        },
+        {
+            "type": "zkteco_adms",
+            "id": "sim-attendance",
+            "host": "127.0.0.1",
+            "port": adms_port or 8081,
+            "timezone": args.timezone,
+            "dedup_db_path": "adms-punches.sqlite3",
+            "terminals": terminals,
+        },
+    ]
+
+
+class MqttOffice:
+    """The MQTT devices of one office, with counters that rise between readings."""
+
+    def __init__(self, host: str, port: int, zone: ZoneInfo, rng: random.Random) -> None:
+        self.zone = zone
+        self.rng = rng
+        self.tasmota = TasmotaDevice(host, port, TASMOTA_TOPIC)
+        self.gen2 = ShellyGen2Device(host, port, SHELLY_GEN2_PREFIX)
+        self.gen1 = ShellyGen1Device(host, port, SHELLY_GEN1_ID)
+        self.bridge = Zigbee2MqttBridge(host, port, ZIGBEE_BASE_TOPIC)
+        self.devices = (self.tasmota, self.gen2, self.gen1, self.bridge)
+        self.tasmota_kwh = 152.346
+        self.gen2_wh = 15230.412
+        self.gen1_watt_minutes = 913_800
+
+    def start(self) -> None:
+        for device in self.devices:
+            device.start()
+
+    def stop(self) -> None:
+        for device in self.devices:
+            device.stop()
+
+    def publish(self, interval_s: float) -> None:
+        """Publish one reading of every device, with counters advanced by ``interval_s`` of use."""
+        now = datetime.now(self.zone)
+        tasmota_w = self.rng.uniform(40, 80)
+        self.tasmota_kwh += tasmota_w * interval_s / 3_600_000
+        energy = {"Total": round(self.tasmota_kwh, 3), "Power": round(tasmota_w), "Voltage": 229, "Factor": 0.93}
+        self.tasmota.publish_sensor(format_local_time(now), energy=energy)
+
+        gen2_w = self.rng.uniform(800, 1200)
+        self.gen2_wh += gen2_w * interval_s / 3600
+        switch = {"id": 0, "apower": round(gen2_w, 1), "aenergy": {"total": round(self.gen2_wh, 3)}}
+        self.gen2.notify_status(round(now.timestamp(), 2), {"switch:0": switch})
+
+        gen1_w = self.rng.uniform(90, 110)
+        self.gen1_watt_minutes += round(gen1_w * interval_s / 60)
+        self.gen1.publish_power(round(gen1_w, 2))
+        self.gen1.publish_energy(self.gen1_watt_minutes)
+
+        self.bridge.publish_device_state(
+            ZIGBEE_SENSOR,
+            {"temperature": round(self.rng.uniform(23, 27), 2), "humidity": round(self.rng.uniform(55, 70), 1),
+             "co2": self.rng.randint(450, 900), "battery": 87, "linkquality": 120},
+        )  # fmt: skip
+
+
+async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """Run the requested simulated devices until ``stop`` is set."""
+    zone = ZoneInfo(args.timezone)
+    rng = random.Random(args.seed)
+    server = office = terminal = None
+
+    if args.modbus_port:
+        meters = [
+            SimulatedSdmMeter(unit_id=1, model="sdm630"),
+            SimulatedSdmMeter(unit_id=2, model="sdm120", values=MeterValues(power_w=350.0)),
+        ]
+        server = SdmModbusServer(meters, args.modbus_port, args.modbus_host)
+        await server.start()
+    if args.mqtt_port:
+        office = MqttOffice(args.mqtt_host, args.mqtt_port, zone, rng)
+        office.start()
+    if args.adms_url:
+        terminal = AdmsTerminal(args.adms_url, TERMINAL_SERIAL)
+        await terminal.start()
+
+    logger.info("simulated devices running: modbus=%s mqtt=%s adms=%s", bool(server), bool(office), bool(terminal))
+    try:
+        while not stop.is_set():
+            if office is not None:
+                office.publish(args.interval_s)
+            if terminal is not None:
+                await _push_punch(terminal, zone, rng)
+            try:
+                await asyncio.wait_for(stop.wait(), args.interval_s)
+            except TimeoutError:
+                pass
+    finally:
+        if terminal is not None:
+            await terminal.stop()
+        if office is not None:
+            office.stop()
+        if server is not None:
+            await server.stop()
+        logger.info("simulated devices stopped")
+
+
+async def _push_punch(terminal: AdmsTerminal, zone: ZoneInfo, rng: random.Random) -> None:
+    local_now = datetime.now(zone).replace(tzinfo=None, microsecond=0)
+    punch = SimulatedPunch(rng.choice(EMPLOYEE_PINS), local_now, status=rng.choice((0, 1)))
+    try:
+        response = await terminal.push_attlog([punch])
+    except httpx.HTTPError as exc:
+        logger.warning("terminal %s: upload failed (%s), retrying with the next punch", terminal.serial_number, exc)
+        return
+    if response.text != "OK":
+        logger.warning(
+            "terminal %s: server replied %d %r", terminal.serial_number, response.status_code, response.text[:80]
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulated devices until SIGINT or SIGTERM."""
+    args = build_parser().parse_args(argv)
+    if args.print_adapter_config:
+        print(json.dumps(adapter_config(args), indent=2))
+        return 0
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run_until_signal() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(args, stop)
+
+    asyncio.run(run_until_signal())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
