@@ -25,6 +25,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The dashboard's browser tests drive Debian's Chromium (/usr/bin/chromium) through
+# Playwright, which needs no chromium-driver and downloads no browser of its own. The font
+# renders the screenshots. A failure here is only a warning, because a distribution may have
+# no package named chromium: everything but tests/test_dashboard_browser.py still works.
+browser_packages=(chromium fonts-dejavu-core)
+browser_missing=()
+for package in "${browser_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || browser_missing+=("$package")
+done
+if [ ${#browser_missing[@]} -gt 0 ]; then
+    echo "installing apt packages for the browser tests: ${browser_missing[*]}"
+    "${sudo_cmd[@]}" apt-get update -q
+    if ! DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${browser_missing[@]}"; then
+        echo "warning: could not install ${browser_missing[*]}, so tests/test_dashboard_browser.py fails until /usr/bin/chromium exists" >&2
+    fi
+fi
+
 # A Python >= 3.11: the first python3 on PATH if it is new enough, else the system one.
 python=python3
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

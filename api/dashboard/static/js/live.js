@@ -1,0 +1,46 @@
+/**
+ * Live view: Server-Sent Events from GET /api/v1/live.
+ *
+ * The API sends "reading" events (one per new MQTT reading), "alert" events (the alert as
+ * GET /api/v1/alerts lists it, plus `change`: opened, severity_changed, closed or
+ * acknowledged) and "dropped" events (this client read too slowly and lost `count` events).
+ * After a dropped connection EventSource reconnects on its own, after the delay the API sends
+ * (retry: 5000). After an error status such as 401 it stops, and onState receives "closed".
+ */
+
+import { apiUrl } from "./api.js";
+import { currentToken } from "./auth.js";
+
+/**
+ * Open the stream, filtered to `opd` when given, and return a function that closes it.
+ *
+ * onState receives "connecting", "open" or "closed". EventSource cannot send headers, so the
+ * token goes in the query as access_token.
+ */
+export function openLiveStream({ opd = null, onReading = () => {}, onAlert = () => {}, onDropped = () => {}, onState = () => {} }) {
+  const url = apiUrl("live", { opd, access_token: currentToken() });
+  const source = new EventSource(url);
+  onState("connecting");
+
+  source.addEventListener("open", () => onState("open"));
+  source.addEventListener("error", () => onState(source.readyState === EventSource.CLOSED ? "closed" : "connecting"));
+  source.addEventListener("reading", (event) => dispatch(event, onReading));
+  source.addEventListener("alert", (event) => dispatch(event, onAlert));
+  source.addEventListener("dropped", (event) => dispatch(event, onDropped));
+
+  return () => {
+    source.close();
+    onState("closed");
+  };
+}
+
+function dispatch(event, handler) {
+  let data;
+  try {
+    data = JSON.parse(event.data);
+  } catch (error) {
+    console.warn(`live view: event '${event.type}' has invalid JSON data and is skipped: ${error.message}`);
+    return;
+  }
+  handler(data);
+}
