@@ -197,11 +197,15 @@ async def write_node_config(
 
 
 def _ensure_known_node(context: AppContext, opd: str, node: str) -> None:
+    """Raise 404 unless the catalogue lists the node or the node has sent a status or report."""
     entry = context.catalogue.opd(opd)
+    if entry is not None and any(candidate.id == node for candidate in entry.nodes):
+        return
+    if NodeStateStore(context.registry).get(opd, node) is not None:
+        return
     if entry is None:
         raise ApiError(404, "opd_not_found", opd=opd)
-    if all(candidate.id != node for candidate in entry.nodes):
-        raise ApiError(404, "node_not_found", parameter="node", opd=opd, node=node)
+    raise ApiError(404, "node_not_found", parameter="node", opd=opd, node=node)
 
 
 def _config_out(context: AppContext, opd: str, node: str) -> NodeConfigOut:
