@@ -202,3 +202,12 @@ def test_schema_dir_has_no_stale_files():
     stale = sorted({path.name for path in SCHEMA_DIR.glob("*.json")} - set(render_schemas()))
 
     assert stale == [], f"schema files without a stream in MODEL_BY_STREAM: {stale}"
+
+
+def test_config_example_passes_edge_schema():
+    """The documented settings are what the edge agent accepts, not made-up keys."""
+    from edge.node_settings import parse_node_settings
+
+    settings = json.loads(example_of("config").payload)["settings"]
+    parsed = parse_node_settings(settings)
+    assert [adapter.type for adapter in parsed.adapters] == ["modbus_sdm"]
