@@ -4,6 +4,11 @@ Starts Mosquitto, InfluxDB, the ingest service, the API and the office simulator
 processes on loopback, with all data and logs under one folder, prints the API address and
 stops everything on Ctrl-C. A child that exits on its own stops the platform, with the end of
 its log on the screen.
+
+The broker runs with the dynamic security plugin and rejects anonymous clients. The ingest
+service and the API log in with identities of their own, and every catalogue node is
+provisioned with its own password, which the simulator reads from the node credentials file
+(see ``devstack.broker_identities``).
 """
 
 import argparse
@@ -18,6 +23,13 @@ import httpx
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.security.bootstrap import ensure_first_admin, ensure_secret_file
+from contract.catalogue import CatalogueError, load_catalogue
+from registry.broker_bootstrap import BootstrapError, ServiceCredentials, ServiceIdentities
+from registry.dynsec import DynsecClient, DynsecError
+from registry.provisioning import ProvisioningError
+
+from .broker_identities import BrokerFiles, prepare_service_identities, provision_catalogue_nodes
 from .influxdb import InfluxServer
 from .mosquitto import MosquittoServer
 from .process import ManagedProcess, ProcessError
@@ -39,6 +51,14 @@ class LocalSettings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, description="API port on 127.0.0.1")
     metrics_port: int = Field(9108, ge=0, le=65535, description="Ingest /metrics port on 127.0.0.1; 0 turns it off")
     influx_db: str = Field("smartoffice", description="InfluxDB database")
+    catalogue_file: Path = Field(
+        REPO_ROOT / "config" / "regency.yaml", description="Catalogue whose nodes get broker credentials"
+    )
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL of the local registry."""
+        return f"sqlite:///{self.local_dir / 'registry.sqlite3'}"
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
@@ -62,10 +82,73 @@ def _service_env(settings: LocalSettings, influx: InfluxServer, mosquitto: Mosqu
         SMARTOFFICE_API_PORT=str(settings.api_port),
         SMARTOFFICE_METRICS_PORT=str(settings.metrics_port),
         SMARTOFFICE_DEAD_LETTER_PATH=str(settings.local_dir / "dead-letters.sqlite3"),
-        SMARTOFFICE_DATABASE_URL=f"sqlite:///{settings.local_dir / 'registry.sqlite3'}",
+        SMARTOFFICE_DATABASE_URL=settings.database_url,
         PYTHONUNBUFFERED="1",
     )
+    env.update(_api_secret_env(settings, env))
     return env
+
+
+def _api_secret_env(settings: LocalSettings, env: dict[str, str]) -> dict[str, str]:
+    """Return the secret-file settings of the ingest service and the API, creating the files on the first run.
+
+    A variable the caller set already, as a value or as a file, is left as it is.
+    """
+    secret_files = {"SMARTOFFICE_JWT_SECRET": "jwt-secret", "SMARTOFFICE_PSEUDONYM_KEY": "pseudonym-key"}
+    added = {}
+    for variable, file_name in secret_files.items():
+        if variable in env or f"{variable}_FILE" in env:
+            continue
+        added[f"{variable}_FILE"] = str(ensure_secret_file(settings.local_dir / file_name))
+    return added
+
+
+def _create_first_admin(settings: LocalSettings) -> None:
+    """Create the API's first admin on the first run and print the password once; it stays in admin-password."""
+    password_file = settings.local_dir / "admin-password"
+    password = ensure_first_admin(settings.database_url, password_file)
+    if password is not None:
+        print(
+            f"\nFirst API login: user 'admin', password {password}\n"
+            f"(shown once; it is also in {password_file}, readable by you only)\n",
+            flush=True,
+        )
+
+
+def _with_login(env: dict[str, str], credentials: ServiceCredentials) -> dict[str, str]:
+    return dict(env, SMARTOFFICE_MQTT_USERNAME=credentials.username, SMARTOFFICE_MQTT_PASSWORD=credentials.password)
+
+
+def _service_envs(
+    settings: LocalSettings, base: dict[str, str], identities: ServiceIdentities, files: BrokerFiles
+) -> dict[str, dict[str, str]]:
+    """Return the environment of each service, each with its own broker login.
+
+    The API also gets the admin login, for its node provisioning routes. The simulator gets
+    no shared login, so a node missing from the credentials file is rejected by the broker.
+    """
+    shared_login = ("SMARTOFFICE_MQTT_USERNAME", "SMARTOFFICE_MQTT_PASSWORD")
+    simulator = {key: value for key, value in base.items() if key not in shared_login}
+    simulator["SMARTOFFICE_SIM_CREDENTIALS_FILE"] = str(files.nodes_file)
+    return {
+        "ingest": _with_login(base, identities.ingest),
+        "api": dict(
+            _with_login(base, identities.api),
+            SMARTOFFICE_BROKER_ADMIN_USERNAME=identities.admin.username,
+            SMARTOFFICE_BROKER_ADMIN_PASSWORD=identities.admin.password,
+        ),
+        "simulator": simulator,
+    }
+
+
+def _provision_nodes(
+    settings: LocalSettings, mosquitto: MosquittoServer, identities: ServiceIdentities, files: BrokerFiles
+) -> None:
+    catalogue = load_catalogue(settings.catalogue_file)
+    admin = identities.admin
+    with DynsecClient(mosquitto.host, mosquitto.port, admin.username, admin.password) as dynsec:
+        count = provision_catalogue_nodes(settings.database_url, catalogue, dynsec, files.nodes_file)
+    logger.info("provisioned %d nodes on the broker, node credentials in %s", count, files.nodes_file)
 
 
 def _api_ready(port: int) -> bool:
@@ -78,20 +161,30 @@ def _api_ready(port: int) -> bool:
 def run(args: argparse.Namespace, settings: LocalSettings) -> int:
     """Start every process, wait for Ctrl-C or a failure, stop every process."""
     logs = settings.local_dir / "logs"
-    mosquitto = MosquittoServer(settings.local_dir / "mosquitto", settings.mqtt_port)
+    files = BrokerFiles.under(settings.local_dir)
+    try:
+        identities = prepare_service_identities(files)
+    except (BootstrapError, OSError) as exc:
+        logger.error("preparing the broker identities failed: %s. Delete %s to start afresh", exc, files.services_file)
+        return 1
+    mosquitto = MosquittoServer(settings.local_dir / "mosquitto", settings.mqtt_port, dynsec_file=files.dynsec_file)
     influx = InfluxServer(settings.local_dir / "influxdb", settings.influx_port, settings.influx_rpc_port)
-    env = _service_env(settings, influx, mosquitto)
+    envs = _service_envs(settings, _service_env(settings, influx, mosquitto), identities, files)
     python = sys.executable
 
     services = [
-        ManagedProcess("ingest", [python, "-m", "ingest"], logs / "ingest.log", env=env, cwd=REPO_ROOT),
-        ManagedProcess("api", [python, "-m", "api"], logs / "api.log", env=env, cwd=REPO_ROOT),
+        ManagedProcess("ingest", [python, "-m", "ingest"], logs / "ingest.log", env=envs["ingest"], cwd=REPO_ROOT),
+        ManagedProcess("api", [python, "-m", "api"], logs / "api.log", env=envs["api"], cwd=REPO_ROOT),
     ]
     if not args.no_sim:
         simulator_args = ["--interval-s", str(args.interval_s), "--backfill-hours", str(args.backfill_hours)]
         services.append(
             ManagedProcess(
-                "simulator", [python, "-m", "firmware_sim", *simulator_args], logs / "simulator.log", env=env, cwd=REPO_ROOT
+                "simulator",
+                [python, "-m", "firmware_sim", *simulator_args],
+                logs / "simulator.log",
+                env=envs["simulator"],
+                cwd=REPO_ROOT,
             )
         )
 
@@ -112,6 +205,8 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
             started.append(server)
         influx.create_database(settings.influx_db)
         logger.info("mosquitto on 127.0.0.1:%d, InfluxDB on %s", mosquitto.port, influx.url)
+        _provision_nodes(settings, mosquitto, identities, files)
+        _create_first_admin(settings)
 
         for service in services:
             service.start()
@@ -122,7 +217,7 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
         print(
             f"\nKantor Pintar is running.\n"
             f"  API:        http://127.0.0.1:{settings.api_port}  (documentation: /docs)\n"
-            f"  MQTT:       127.0.0.1:{mosquitto.port}\n"
+            f"  MQTT:       127.0.0.1:{mosquitto.port}  (logins: {files.services_file.parent})\n"
             f"  InfluxDB:   {influx.url}  database {settings.influx_db!r}\n"
             f"  Metrics:    http://127.0.0.1:{settings.metrics_port}/metrics\n"
             f"  Data, logs: {settings.local_dir}\n"
@@ -137,7 +232,7 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
                 exit_code = 1
                 break
             time.sleep(0.5)
-    except ProcessError as exc:
+    except (ProcessError, DynsecError, ProvisioningError, CatalogueError, BootstrapError, OSError) as exc:
         logger.error("cannot start the platform: %s", exc)
         exit_code = 1
     finally:

@@ -3,6 +3,7 @@
 Modules:
 
 * ``config``: ``SimSettings``, read from ``SMARTOFFICE_*`` environment variables.
+* ``credentials``: per-node broker logins from a node credentials file.
 * ``office_hours``: workdays, opening hours and staff presence in the deployment's zone.
 * ``devices``: device identity, per-device random streams and payload encoding.
 * ``room_sensor``, ``energy_meter``, ``attendance``: deterministic payload generators.
@@ -15,7 +16,8 @@ Modules:
 Exceptions::
 
     ValueError
-    └── UnknownOpdError    an OPD id given on the command line is not in the catalogue
+    ├── UnknownOpdError        an OPD id given on the command line is not in the catalogue
+    └── CredentialsFileError   the node credentials file is missing or invalid
 """
 
 from .attendance import AttendanceTerminal, Employee, ScheduledPunch, build_roster, format_nip

@@ -17,6 +17,7 @@ from contract.catalogue import CatalogueError, load_catalogue
 
 from .clock import WallClock, format_ms, parse_start
 from .config import SimSettings
+from .credentials import CredentialsFileError, load_credentials_file
 from .office_hours import MS_PER_HOUR
 from .publisher import Publisher
 from .regency import UnknownOpdError, build_regency
@@ -165,6 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s (catalogue %s)", exc, settings.catalogue_file)
         return 2
 
+    credentials = {}
+    if settings.sim_credentials_file is not None:
+        try:
+            credentials = load_credentials_file(settings.sim_credentials_file)
+        except CredentialsFileError as exc:
+            logger.error("%s. Fix SMARTOFFICE_SIM_CREDENTIALS_FILE", exc)
+            return 2
+        missing = [f"{node.opd}/{node.node}" for node in regency.nodes if (node.opd, node.node) not in credentials]
+        if missing:
+            logger.warning(
+                "%d nodes have no entry in %s and connect as %s: %s",
+                len(missing), settings.sim_credentials_file, settings.mqtt_username or "anonymous", ", ".join(missing),
+            )
+
     zone = ZoneInfo(catalogue.regency.timezone)
     clock = WallClock()
     try:
@@ -172,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    return _run(args, settings, regency, Timeline(regency, start_ms, args.interval_s), clock, zone, stop)
+    timeline = Timeline(regency, start_ms, args.interval_s)
+    return _run(args, settings, regency, timeline, clock, zone, stop, credentials)
 
 
 def _start_ms(args: argparse.Namespace, clock: WallClock, zone: ZoneInfo) -> int:
@@ -183,7 +199,9 @@ def _start_ms(args: argparse.Namespace, clock: WallClock, zone: ZoneInfo) -> int
     return clock.now_ms()
 
 
-def _run(args, settings, regency, timeline: Timeline, clock: WallClock, zone: ZoneInfo, stop: threading.Event) -> int:
+def _run(
+    args, settings, regency, timeline: Timeline, clock: WallClock, zone: ZoneInfo, stop: threading.Event, credentials
+) -> int:
     mode = "load" if args.rate is not None else "live"
     logger.info(
         "starting %s mode: %d OPDs, %d nodes, %d devices, seed %d, reading interval %g s, first reading at %s (%s)",
@@ -191,7 +209,7 @@ def _run(args, settings, regency, timeline: Timeline, clock: WallClock, zone: Zo
         args.interval_s, format_ms(timeline.start_ms, zone), zone.key,
     )
 
-    publisher = Publisher(regency.nodes, settings)
+    publisher = Publisher(regency.nodes, settings, credentials=credentials)
     publisher.start()
     connected = publisher.wait_connected(CONNECT_TIMEOUT_S, stop)
     if connected < len(publisher.clients) and not stop.is_set():

@@ -23,8 +23,15 @@ class SimSettings(BaseSettings):
 
     mqtt_host: str = Field("127.0.0.1", description="Broker host name or address")
     mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
-    mqtt_username: str | None = Field(None, description="Broker user name of every node; anonymous when unset")
-    mqtt_password: SecretStr | None = Field(None, description="Broker password")
+    mqtt_username: str | None = Field(
+        None, description="Broker user name of every node without an entry in the credentials file. Anonymous when unset"
+    )
+    mqtt_password: SecretStr | None = Field(None, description="Broker password that goes with mqtt_username")
+    sim_credentials_file: Path | None = Field(
+        None,
+        description="JSON file of per-node broker credentials, keyed '<opd>/<node>'. Nodes missing from it use "
+        "mqtt_username and mqtt_password",
+    )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval, s")
 
     sim_status_interval_s: float = Field(60.0, gt=0, description="Interval of the retained online status, s")

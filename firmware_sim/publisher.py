@@ -37,6 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from contract import Stream, build_topic
 
 from .config import SimSettings
+from .credentials import NodeCredentials
 from .regency import SimNode
 from .timeline import Message
 
@@ -97,10 +98,17 @@ class NodeClient:
     counters need no lock of their own.
     """
 
-    def __init__(self, node: SimNode, settings: SimSettings, client_factory: ClientFactory = mqtt.Client) -> None:
+    def __init__(
+        self,
+        node: SimNode,
+        settings: SimSettings,
+        client_factory: ClientFactory = mqtt.Client,
+        credentials: NodeCredentials | None = None,
+    ) -> None:
         self.opd = node.opd
         self.node = node.node
-        self.client_id = node.client_id
+        # The broker may pin the client id of a provisioned node, so the file's id wins.
+        self.client_id = credentials.client_id if credentials and credentials.client_id else node.client_id
         self.status_topic = build_topic(node.opd, node.node, Stream.STATUS)
         self._settings = settings
         self._started = time.monotonic()
@@ -123,7 +131,9 @@ class NodeClient:
             protocol=mqtt.MQTTv5,
         )
         client.will_set(self.status_topic, OFFLINE_PAYLOAD, qos=QOS, retain=True)
-        if settings.mqtt_username:
+        if credentials is not None:
+            client.username_pw_set(credentials.username, credentials.password)
+        elif settings.mqtt_username:
             password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
             client.username_pw_set(settings.mqtt_username, password)
         client.max_inflight_messages_set(settings.sim_max_inflight_messages)
@@ -285,10 +295,20 @@ class Publisher:
     """The MQTT connections of all simulated nodes, their network thread and status thread."""
 
     def __init__(
-        self, nodes: list[SimNode], settings: SimSettings, client_factory: ClientFactory = mqtt.Client
+        self,
+        nodes: list[SimNode],
+        settings: SimSettings,
+        client_factory: ClientFactory = mqtt.Client,
+        credentials: dict[tuple[str, str], NodeCredentials] | None = None,
     ) -> None:
+        """Create one client per node. A node with an entry in ``credentials`` logs in with it."""
         self._settings = settings
-        self.clients = {(node.opd, node.node): NodeClient(node, settings, client_factory) for node in nodes}
+        credentials = credentials or {}
+        self._own_credentials = sum(1 for node in nodes if (node.opd, node.node) in credentials)
+        self.clients = {
+            (node.opd, node.node): NodeClient(node, settings, client_factory, credentials.get((node.opd, node.node)))
+            for node in nodes
+        }
         self._lock = threading.Lock()
         self._network_stop = threading.Event()
         self._status_stop = threading.Event()
@@ -298,10 +318,16 @@ class Publisher:
     def start(self) -> None:
         """Start the network thread, which connects every node, and the status thread."""
         settings = self._settings
-        logger.info(
-            "connecting %d nodes to %s:%d as %s",
-            len(self.clients), settings.mqtt_host, settings.mqtt_port, settings.mqtt_username or "anonymous",
-        )
+        shared = settings.mqtt_username or "anonymous"
+        if self._own_credentials:
+            logger.info(
+                "connecting %d nodes to %s:%d, %d with their own credentials, the others as %s",
+                len(self.clients), settings.mqtt_host, settings.mqtt_port, self._own_credentials, shared,
+            )
+        else:
+            logger.info(
+                "connecting %d nodes to %s:%d as %s", len(self.clients), settings.mqtt_host, settings.mqtt_port, shared
+            )
         self._network_thread.start()
         self._status_thread.start()
 

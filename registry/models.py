@@ -56,7 +56,7 @@ class Node(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     mqtt_username: Mapped[str | None] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))
-    """Argon2 hash for the API's records; the broker keeps its own hash in its password file."""
+    """Argon2 hash for the API's records; the broker keeps its own hash in its dynamic security file."""
 
     provisioned_at_ms: Mapped[int | None] = mapped_column(BigInteger)
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger)
