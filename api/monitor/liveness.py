@@ -6,7 +6,9 @@ its node is offline, a device cannot be judged: its silence is the link's, so it
 alert of its own, and the node's alert stands for the office's link being down.
 
 A device is *offline* when its node is up and its newest reading is older than
-``device_offline_s``. The newest reading time is the largest ``ts`` seen from the device,
+``device_offline_s``. Only sampling devices (room sensors, energy meters) are judged: an
+attendance terminal is silent whenever nobody punches, at night and at weekends, so its
+events only show that its node is up. The newest reading time is the largest ``ts`` seen from the device,
 from its readings and from its node's heartbeat (``device_last_seen``), never later than the
 receive time. Devices listed in the catalogue that never sent anything count from the time
 the tracker started, so a fresh start raises no alert before the timeout has passed.
@@ -54,9 +56,14 @@ class LivenessTracker:
         if device is not None:
             entry.devices.setdefault(device, None)
 
-    def reading(self, opd: str, node: str, device: str, ts_ms: int, received_ms: int) -> None:
-        """Record a reading of ``device``: the node is heard now, the device was alive at ``ts_ms``."""
+    def reading(self, opd: str, node: str, device: str, ts_ms: int, received_ms: int, sampled: bool = True) -> None:
+        """Record a reading of ``device``: the node is heard now, the device was alive at ``ts_ms``.
+
+        ``sampled`` is False for event streams (attendance): the device is then not judged.
+        """
         entry = self._heard(opd, node, received_ms)
+        if not sampled:
+            return
         seen_ms = min(ts_ms, received_ms)
         previous = entry.devices.get(device)
         if previous is None or seen_ms > previous:
@@ -74,8 +81,11 @@ class LivenessTracker:
             entry.state = state
             entry.state_since_ms = ts_ms if ts_ms is not None else received_ms
         for device, seen_ms in (device_last_seen or {}).items():
+            # Only devices already judged: the map also lists attendance terminals.
+            if device not in entry.devices:
+                continue
             seen_ms = min(seen_ms, received_ms)
-            previous = entry.devices.get(device)
+            previous = entry.devices[device]
             if previous is None or seen_ms > previous:
                 entry.devices[device] = seen_ms
 

@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from contract.catalogue import Catalogue
+from contract.catalogue import Catalogue, DeviceKind
 from contract.payloads import ConfigReport, NodeStatus, RoomReading
 from contract.topics import Stream, TopicParts
 
@@ -80,7 +80,8 @@ class MonitorService:
             report: ConfigReport = model
             self.node_states.record_report(parts.opd, parts.node, report.version, report.result.value, report.error, report.ts)
         elif parts.stream in (Stream.ROOM, Stream.ENERGY, Stream.ATTENDANCE):
-            self.liveness.reading(parts.opd, parts.node, model.device, model.ts, received_ms)
+            sampled = parts.stream is not Stream.ATTENDANCE
+            self.liveness.reading(parts.opd, parts.node, model.device, model.ts, received_ms, sampled)
             if parts.stream is Stream.ROOM:
                 self._on_room(parts, model)
 
@@ -239,7 +240,8 @@ class MonitorService:
             for node in opd.nodes:
                 self.liveness.expect(opd.id, node.id)
                 for device in node.devices:
-                    self.liveness.expect(opd.id, node.id, device.id)
+                    if device.kind is not DeviceKind.ATTENDANCE_TERMINAL:
+                        self.liveness.expect(opd.id, node.id, device.id)
 
     def _restore_open_comfort_alerts(self) -> None:
         for alert in self.alerts.open_alerts():
