@@ -10,6 +10,7 @@ from contract.catalogue import CatalogueError
 
 from .app import create_app
 from .config import ApiSettings
+from .security.context import SecurityConfigError
 
 
 def main() -> int:
@@ -23,9 +24,10 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app = create_app(settings)
-    except CatalogueError as exc:
+    except (CatalogueError, SecurityConfigError) as exc:
         logging.getLogger("api").error("cannot start: %s", exc)
         return 2
+    tls = _tls_options(settings)
 
     # Open live streams would otherwise hold a SIGTERM until every browser disconnects.
     uvicorn.run(
@@ -35,8 +37,20 @@ def main() -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        **tls,
     )
     return 0
+
+
+def _tls_options(settings: ApiSettings) -> dict[str, str]:
+    """Return uvicorn's TLS options: HTTPS with the configured certificate and key, else nothing (HTTP)."""
+    if settings.ssl_certfile is None or settings.ssl_keyfile is None:
+        logging.getLogger("api").info("serving plain HTTP on %s:%d", settings.api_host, settings.api_port)
+        return {}
+    logging.getLogger("api").info(
+        "serving HTTPS on %s:%d with certificate %s", settings.api_host, settings.api_port, settings.ssl_certfile
+    )
+    return {"ssl_certfile": str(settings.ssl_certfile), "ssl_keyfile": str(settings.ssl_keyfile)}
 
 
 if __name__ == "__main__":

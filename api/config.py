@@ -5,8 +5,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.config import check_secret_file, read_secret_file
 
 DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "config" / "regency.yaml"
 DEFAULT_OFFICE_HOURS = Path(__file__).resolve().parent.parent / "config" / "office_hours.yaml"
@@ -26,6 +28,25 @@ class ApiSettings(BaseSettings):
     mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
     mqtt_username: str | None = Field(None, description="Broker user name for replays and the live view; anonymous when unset")
     mqtt_password: SecretStr | None = Field(None, description="Broker password for replays and the live view")
+    mqtt_password_file: Path | None = Field(
+        None, description="File whose first line is the broker password; replaces mqtt_password"
+    )
+    broker_admin_username: str = Field(
+        "smartoffice-admin", description="User name of the broker's dynsec administrator, for node provisioning"
+    )
+    broker_admin_password: SecretStr | None = Field(
+        None, description="Password of the dynsec administrator. Unset, the node credential routes respond 503"
+    )
+    broker_admin_password_file: Path | None = Field(
+        None, description="File whose first line is the dynsec administrator's password; replaces broker_admin_password"
+    )
+    node_broker_host: str | None = Field(
+        None, description="Broker address given to provisioned nodes (default: mqtt_host)"
+    )
+    node_broker_port: int | None = Field(
+        None, ge=1, le=65535, description="Broker port given to provisioned nodes (default: mqtt_port)"
+    )
+    node_broker_tls: bool = Field(False, description="Whether provisioned nodes must connect with TLS")
 
     influx_url: str = Field("http://127.0.0.1:8086", description="Base URL of InfluxDB's v1 HTTP API")
     influx_db: str = Field("smartoffice", description="InfluxDB database")
@@ -82,7 +103,7 @@ class ApiSettings(BaseSettings):
     )
     jwt_secret_file: Path | None = Field(None, description="File whose first line is the access-token key")
     access_token_ttl_s: int = Field(3600, ge=60, le=86_400, description="Lifetime of an access token, s")
-    api_token_max_days: int = Field(365, ge=1, le=3650, description="Longest lifetime of an integration token, days")
+    api_token_max_days: int = Field(365, ge=1, le=3650, description="Maximum lifetime of an integration token, days")
 
     login_max_failures: int = Field(
         5, ge=1, le=100, description="Failed logins in a row after which a user name is locked"
@@ -129,6 +150,21 @@ class ApiSettings(BaseSettings):
                 f"SMARTOFFICE_ATTENDANCE_RETENTION_DAYS={value} is shorter than the 62 days of a recap; use 62 or more, or 0"
             )
         return value
+
+    @field_validator("mqtt_password_file", "broker_admin_password_file")
+    @classmethod
+    def _password_file_alone(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return check_secret_file(path, info)
+
+    @model_validator(mode="after")
+    def _read_password_files(self) -> "ApiSettings":
+        if self.mqtt_password_file is not None:
+            self.mqtt_password = read_secret_file("SMARTOFFICE_MQTT_PASSWORD", self.mqtt_password_file)
+        if self.broker_admin_password_file is not None:
+            self.broker_admin_password = read_secret_file(
+                "SMARTOFFICE_BROKER_ADMIN_PASSWORD", self.broker_admin_password_file
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "ApiSettings":

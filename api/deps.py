@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .config import ApiSettings
 from .errors import ApiError
 from .influx import InfluxReader, quote_ident
+from .office_hours import OfficeHours
 
 
 @dataclass(slots=True)
@@ -26,6 +27,8 @@ class AppContext:
     dead_letters: DeadLetterStore
     registry: sessionmaker[Session]
     """Sessions of the relational registry (users, nodes, alerts, audit log)."""
+    office_hours: OfficeHours | None = None
+    """Office hours, holidays and cuti bersama of every OPD; None only in tests of single routes."""
 
 
 def get_context(request: Request) -> AppContext:

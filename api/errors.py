@@ -26,13 +26,21 @@ logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An error response: HTTP status, message code and the values the message needs."""
+    """An error response: HTTP status, message code, the values the message needs and extra headers."""
 
-    def __init__(self, status_code: int, code: str, parameter: str | None = None, **values: object) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        parameter: str | None = None,
+        headers: dict[str, str] | None = None,
+        **values: object,
+    ) -> None:
         super().__init__(code)
         self.status_code = status_code
         self.code = code
         self.parameter = parameter
+        self.headers = headers
         self.values = values
 
 
@@ -54,7 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": render(exc.code, request_language(request), **exc.values), "code": exc.code}
         if exc.parameter:
             body["parameter"] = exc.parameter
-        return JSONResponse(body, status_code=exc.status_code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -122,11 +122,17 @@ def attendance_table(recap: RecapResponse, opd_name: str, generated_at: datetime
     Hadir, Terlambat, Pulang Cepat, Tidak Absen Pulang and Tidak Hadir. The day columns hold the
     code of each date: ``-`` on a non-workday, even when the employee punched, and an empty cell
     on a workday that has not happened yet.
+
+    The NIP column contains the employee's NIP when the OPD's employee list has it, else the
+    pseudonym under which the punches are stored. A Nama column follows it when the list gives
+    at least one name.
     """
     workday_by_date = {day.date: day.workday for day in recap.days}
+    with_names = any(employee.name for employee in recap.employees)
     columns = [
         Column("No", CellKind.COUNT, 5),
         Column("NIP", CellKind.TEXT, 22),
+        *([Column("Nama", CellKind.TEXT, 30)] if with_names else []),
         Column("Hadir", CellKind.COUNT, 8),
         Column("Terlambat", CellKind.COUNT, 10),
         Column("Pulang Cepat", CellKind.COUNT, 12),
@@ -152,7 +158,8 @@ def attendance_table(recap: RecapResponse, opd_name: str, generated_at: datetime
         notes=[
             "Kode: H = Hadir, T = Terlambat, PC = Pulang Cepat, TAP = Tidak Absen Pulang, A = Tidak Hadir, "
             "- = bukan hari kerja (akhir pekan, hari libur nasional, cuti bersama); kosong = hari kerja yang belum lewat.",
-            "Pegawai adalah NIP yang memiliki absensi pada bulan ini, karena platform belum memiliki daftar pegawai.",
+            "Pegawai adalah yang memiliki absensi pada bulan ini. NIP berupa pseudonim 16 karakter heksadesimal "
+            "bila daftar pegawai OPD belum memuat pegawai tersebut.",
         ],
     )
 
@@ -165,7 +172,8 @@ def attendance_table(recap: RecapResponse, opd_name: str, generated_at: datetime
         table.rows.append(
             [
                 number,
-                employee.employee_id,
+                employee.nip or employee.employee_id,
+                *([employee.name or ""] if with_names else []),
                 counts[RecapStatus.PRESENT],
                 counts[RecapStatus.LATE],
                 counts[RecapStatus.EARLY_LEAVE],

@@ -7,6 +7,10 @@ and ``tests/test_api.py`` run the API with the broker port closed). Each valid m
 JSON once, and ``LiveHub`` copies it into a bounded queue per connected client. A client
 whose queue is full loses its oldest events and is told how many it lost, so a slow client
 neither slows the others nor grows memory without bound.
+
+Attendance events carry the employee id as the keyed pseudonym that InfluxDB stores (see
+``ingest.pseudonyms``), and clients whose role sees attendance as counts only get the same
+event without it.
 """
 
 import asyncio
@@ -39,6 +43,9 @@ MessageListener = Callable[[TopicParts, ContractModel, bool, int], None]
 """Called with each valid message: topic parts, payload model, retain flag, receive time (epoch ms).
 It runs on the event loop and must not block."""
 
+EmployeeIdMask = Callable[[str, str], str | None]
+"""Maps (opd, employee id as sent) to what live clients see: the keyed pseudonym, or None to leave it out."""
+
 _RECONNECT_MIN_S = 1.0
 _RECONNECT_MAX_S = 30.0
 _MAX_QUEUED_MESSAGES = 10_000
@@ -55,6 +62,8 @@ class LiveEvent:
     data: str
     event: str = "reading"
     """SSE event name: ``reading`` for a message, ``alert`` for an alert change."""
+    anonymous_data: str | None = None
+    """``data`` without the employee id, for clients that see attendance as counts only; None when ``data`` has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,8 @@ class LiveClient:
     opds: frozenset[str] | None
     streams: frozenset[str] | None
     queue: asyncio.Queue[LiveEvent]
+    personal_data: bool = True
+    """False for a role that gets attendance as counts only, so its events leave out employee ids."""
     delivered: int = 0
     dropped: int = 0
     _unreported_drops: int = field(default=0, repr=False)
@@ -88,6 +99,12 @@ class LiveClient:
             self.dropped += 1
             self._unreported_drops += 1
         self.queue.put_nowait(event)
+
+    def data_of(self, event: LiveEvent) -> str:
+        """Return the ``data`` line of ``event`` that this client may see."""
+        if event.anonymous_data is not None and not self.personal_data:
+            return event.anonymous_data
+        return event.data
 
     async def next(self) -> LiveEvent | Dropped:
         """Wait for the next event; report discarded events first, because they were older."""
@@ -109,12 +126,18 @@ class LiveHub:
         self.clients: set[LiveClient] = set()
         self._last_id = 0
 
-    def connect(self, opds: Collection[str] | None = None, streams: Collection[str] | None = None) -> LiveClient:
-        """Register a client with its filters and an empty bounded queue."""
+    def connect(
+        self, opds: Collection[str] | None = None, streams: Collection[str] | None = None, personal_data: bool = True
+    ) -> LiveClient:
+        """Register a client with its filters and an empty bounded queue.
+
+        An empty ``opds`` means every OPD; a caller that may see no OPD must not connect.
+        """
         client = LiveClient(
             opds=frozenset(opds) if opds else None,
             streams=frozenset(streams) if streams else None,
             queue=asyncio.Queue(maxsize=self.queue_size),
+            personal_data=personal_data,
         )
         self.clients.add(client)
         return client
@@ -139,12 +162,18 @@ class LiveSubscriber:
     """The API process's MQTT subscription that feeds a ``LiveHub``."""
 
     def __init__(
-        self, settings: ApiSettings, hub: LiveHub, zone: ZoneInfo, listeners: list[MessageListener] | None = None
+        self,
+        settings: ApiSettings,
+        hub: LiveHub,
+        zone: ZoneInfo,
+        listeners: list[MessageListener] | None = None,
+        mask_employee_id: EmployeeIdMask | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
         self.zone = zone
         self.listeners = listeners or []
+        self.mask_employee_id = mask_employee_id
         self.rejected = 0
         self.failures = 0
 
@@ -251,7 +280,13 @@ class LiveSubscriber:
         if ts is None:
             # A node's last will has no ts; the contract specifies the receive time instead.
             ts = int(time.time() * 1000)
-        # NOTE: attendance events carry employee_id unmasked; hiding it by role needs authentication first.
+        employee_id = fields.get("employee_id")
+        if employee_id is not None and self.mask_employee_id is not None:
+            masked = self.mask_employee_id(parts.opd, employee_id)
+            if masked is None:
+                del fields["employee_id"]
+            else:
+                fields["employee_id"] = masked
         data = {
             "opd": parts.opd,
             "node": parts.node,
@@ -262,9 +297,14 @@ class LiveSubscriber:
             "retained": retained,
             **fields,
         }
+        anonymous_data = None
+        if "employee_id" in data:
+            anonymous = {key: value for key, value in data.items() if key != "employee_id"}
+            anonymous_data = json.dumps(anonymous, separators=(",", ":"))
         return LiveEvent(
             event_id=self.hub.next_id(),
             opd=parts.opd,
             stream=parts.stream.value,
             data=json.dumps(data, separators=(",", ":")),
+            anonymous_data=anonymous_data,
         )

@@ -129,7 +129,9 @@ class AttendanceRecord(BaseModel):
     time: datetime
     node: str
     device: str
-    employee_id: str
+    employee_id: str = Field(description="Keyed pseudonym of the id the terminal sent (see docs/security.md)")
+    nip: str | None = Field(None, description="NIP from the OPD's employee list; null when not imported")
+    name: str | None = Field(None, description="Name from the OPD's employee list; null when not imported")
     punch: str
     verify: str
 

@@ -4,10 +4,44 @@ from pathlib import Path
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import id_problem
+
+
+def read_secret_file(variable: str, path: Path) -> SecretStr:
+    """Return the first line of ``path``, the file that the ``<variable>_FILE`` setting names.
+
+    Docker secrets and the credential volumes of docker-compose.yml hand secrets over as files.
+
+    Raises:
+        ValueError: the file cannot be read, or its first line is empty.
+    """
+    try:
+        first_line = path.read_text(encoding="utf-8").partition("\n")[0].strip()
+    except OSError as exc:
+        raise ValueError(f"{variable}_FILE={str(path)!r} cannot be read: {exc.strerror}") from None
+    if not first_line:
+        raise ValueError(f"{variable}_FILE={str(path)!r}: the first line is empty, but it must contain the secret")
+    return SecretStr(first_line)
+
+
+def check_secret_file(path: Path | None, info: ValidationInfo) -> Path | None:
+    """Validate a ``<name>_file`` field: readable, and not set together with its field ``<name>``.
+
+    A field validator runs this, not a model validator, because pydantic shows the failing
+    input in the error. Here that is the path, while a model validator's input contains every
+    setting, secrets included.
+    """
+    if path is None:
+        return None
+    secret_field = info.field_name.removesuffix("_file")
+    variable = f"SMARTOFFICE_{secret_field.upper()}"
+    if info.data.get(secret_field) is not None:
+        raise ValueError(f"set {variable} or {variable}_FILE, not both")
+    read_secret_file(variable, path)
+    return path
 
 
 class IngestSettings(BaseSettings):
@@ -19,6 +53,9 @@ class IngestSettings(BaseSettings):
     mqtt_port: int = Field(1883, ge=1, le=65535, description="Broker TCP port")
     mqtt_username: str | None = Field(None, description="Broker user name; anonymous when unset")
     mqtt_password: SecretStr | None = Field(None, description="Broker password")
+    mqtt_password_file: Path | None = Field(
+        None, description="File whose first line is the broker password; replaces mqtt_password"
+    )
     mqtt_client_id: str = Field(
         "smartoffice-ingest-1",
         description="MQTT client id; it must stay the same across restarts, or the broker drops the session",
@@ -71,6 +108,15 @@ class IngestSettings(BaseSettings):
         100_000, ge=1, description="Entries kept in the dead-letter store; the oldest are deleted beyond it"
     )
 
+    pseudonymize: bool = Field(
+        True,
+        description="Store attendance employee ids only as keyed pseudonyms; false stores them as sent (development only)",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key of the employee pseudonyms, at least 32 characters; the API must use the same key"
+    )
+    pseudonym_key_file: Path | None = Field(None, description="File whose first line is the pseudonym key")
+
     metrics_host: str = Field("127.0.0.1", description="Address of the /metrics endpoint")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the /metrics endpoint; 0 turns it off")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level")
@@ -89,3 +135,14 @@ class IngestSettings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("mqtt_password_file")
+    @classmethod
+    def _password_file_alone(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return check_secret_file(path, info)
+
+    @model_validator(mode="after")
+    def _read_password_file(self) -> "IngestSettings":
+        if self.mqtt_password_file is not None:
+            self.mqtt_password = read_secret_file("SMARTOFFICE_MQTT_PASSWORD", self.mqtt_password_file)
+        return self

@@ -10,6 +10,9 @@ Point time: the message's ``ts`` in milliseconds plus a sub-millisecond offset o
 the same point (same series, same time), so it overwrites itself; two different events of one
 device in the same millisecond (two punches, two readings) get different times and both stay.
 Two different events collide only when their CRC-32 values are equal modulo 10^6.
+
+Personal data: with a ``Pseudonymizer``, the ``employee_id`` of an attendance event is written
+as its keyed pseudonym (see ``ingest.pseudonyms``), never as the id the terminal sent.
 """
 
 import zlib
@@ -21,8 +24,12 @@ from contract import MODEL_BY_STREAM, ContractModel, TopicParts
 from contract.storage import CLOCK_FIELDS, MEASUREMENT_BY_STREAM, FieldKind, stored_fields, tag_names
 
 from .line_protocol import escape_key, escape_measurement, format_string
+from .pseudonyms import Pseudonymizer
 
 _OFFSET_MODULUS = 1_000_000
+
+PSEUDONYMIZED_FIELDS = {"attendance": "employee_id"}
+"""Field of each stream that identifies a person and is stored only as a pseudonym."""
 
 
 def _format_bool(value: bool) -> str:
@@ -51,6 +58,7 @@ class _StreamSpec:
     measurement: str
     tags: tuple[str, ...]
     fields: tuple[tuple[str, str, Callable], ...]  # (attribute, "escaped key=", formatter)
+    personal_field: str | None
 
 
 def _build_spec(stream: str) -> _StreamSpec:
@@ -59,7 +67,12 @@ def _build_spec(stream: str) -> _StreamSpec:
         for name, kind in stored_fields(stream).items()
         if name not in CLOCK_FIELDS
     )
-    return _StreamSpec(escape_measurement(MEASUREMENT_BY_STREAM[stream]), tag_names(MODEL_BY_STREAM[stream]), fields)
+    return _StreamSpec(
+        escape_measurement(MEASUREMENT_BY_STREAM[stream]),
+        tag_names(MODEL_BY_STREAM[stream]),
+        fields,
+        PSEUDONYMIZED_FIELDS.get(stream),
+    )
 
 
 _SPECS: dict[type[ContractModel], _StreamSpec] = {
@@ -71,12 +84,14 @@ class PointEncoder:
     """Encode contract messages as line protocol, caching the series prefix of each device.
 
     The cache is bounded by ``max_cached_series``; it is cleared when full, which costs only
-    the time to rebuild the prefixes.
+    the time to rebuild the prefixes. Without ``pseudonyms``, employee ids are stored as sent,
+    which only a development set-up may choose (``SMARTOFFICE_PSEUDONYMIZE=false``).
     """
 
-    def __init__(self, max_cached_series: int = 100_000) -> None:
+    def __init__(self, max_cached_series: int = 100_000, pseudonyms: Pseudonymizer | None = None) -> None:
         self._series_cache: dict[tuple, str] = {}
         self._max_cached_series = max_cached_series
+        self._pseudonyms = pseudonyms
 
     def encode(self, parts: TopicParts, model: ContractModel, received_ms: int, restamp: bool = False) -> str:
         """Return the line for ``model``, received on the topic ``parts`` at ``received_ms``.
@@ -93,10 +108,13 @@ class PointEncoder:
         series = self._series(spec, parts, model)
 
         values = model.__dict__
+        personal_field = spec.personal_field if self._pseudonyms is not None else None
         field_parts = []
         for attribute, prefix, formatter in spec.fields:
             value = values[attribute]
             if value is not None:
+                if attribute == personal_field:
+                    value = self._pseudonyms.pseudonym(parts.opd, value)
                 field_parts.append(prefix + formatter(value))
         if restamp:
             field_parts.append(f"device_ts={model.ts}i,clock_invalid=true")

@@ -45,6 +45,7 @@ from .line_protocol import LineProtocolError
 from .log_limits import RateLimitedLogger
 from .metrics import IngestMetrics
 from .points import PointEncoder
+from .pseudonyms import Pseudonymizer
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,12 @@ _SUBACK_TIMEOUT_S = 24 * 3600.0  # a SUBACK may queue behind a paused backlog fo
 class IngestService:
     """Consume the contract's streams from one broker and store them in one database."""
 
-    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+    def __init__(
+        self, settings: IngestSettings, metrics: IngestMetrics | None = None, pseudonymizer: Pseudonymizer | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
-        self._encoder = PointEncoder()
+        self._encoder = PointEncoder(pseudonyms=pseudonymizer)
         self._topics: dict[str, object] = {}
         self._connection = 0
         self._receiver: FastReceiver | None = None

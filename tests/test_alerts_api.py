@@ -84,6 +84,7 @@ def monitor_api(pipeline, tmp_path_factory):
     client = httpx.Client(
         base_url=url, headers={"Authorization": f"Bearer {login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)}"}, timeout=10
     )
+    client.database_url = database_url
     # The live subscription connects in the background: wait until a message gets through.
     assert wait_until(lambda: _subscribed(pipeline, client), timeout_s=20)
     yield client
@@ -296,3 +297,31 @@ def test_rooms_newest_values_and_comfort(pipeline, monitor_api):
     assert found["r8"]["breaches"] == [
         {"measurement": "co2_ppm", "value": 1600.0, "side": "high", "severity": "critical", "threshold": 1000.0}
     ]
+
+
+def test_facility_manager_sees_own_opd_alerts(pipeline, monitor_api):
+    # An alert of another OPD: a facility manager of OPD may neither list nor acknowledge it.
+    other = "alert-other-opd"
+    start = now_ms() - 5 * MINUTE_MS
+    pipeline.publish(
+        [
+            (f"smartoffice/v1/{other}/gw-01/room", json.dumps({"device": "sensor-o", "room": "r1", "ts": start + index * MINUTE_MS, "co2_ppm": 1300}))
+            for index in range(3)
+        ]
+    )
+    other_alerts = wait_until(lambda: monitor_api.get("/api/v1/alerts", params={"opd": other}).json()["alerts"])
+
+    create_test_user(monitor_api.database_url, "fm-alerts", "fm-alerts-password-" + "77" * 6, "facility_manager", [OPD])
+    token = login(str(monitor_api.base_url), "fm-alerts", "fm-alerts-password-" + "77" * 6)
+    manager = httpx.Client(base_url=monitor_api.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    listed = manager.get("/api/v1/alerts", params={"state": "all"}).json()["alerts"]
+    assert listed
+    assert {alert["opd"] for alert in listed} == {OPD}
+    assert manager.get("/api/v1/alerts", params={"opd": other}).status_code == 403
+
+    response = manager.post(f"/api/v1/alerts/{other_alerts[0]['id']}/acknowledge")
+    assert response.status_code == 403
+    assert other in response.json()["detail"]
+    assert monitor_api.get(f"/api/v1/alerts/{other_alerts[0]['id']}").json()["acknowledged_at"] is None
+    manager.close()

@@ -12,7 +12,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import start_ingest, wait_until
+from conftest import pseudonym_of, start_ingest, wait_until
 from ingest.dead_letters import DeadLetterStore
 
 pytestmark = pytest.mark.integration
@@ -101,14 +101,14 @@ def test_dead_letters_listed_and_replayed_after_fix(pipeline, unique_id):
 
     # The fix: remove the measurement that contains the integer field, then replay.
     httpx.post(f"{pipeline.influx.url}/query", data={"db": pipeline.database, "q": 'DROP MEASUREMENT "room"'})
-    replayed = httpx.post(pipeline.api_url + "/api/v1/dead-letters/replay", json={"ids": [entry["id"]]}, timeout=30)
+    replayed = pipeline.request("POST", "/api/v1/dead-letters/replay", json={"ids": [entry["id"]]}, timeout=30)
     assert replayed.json() == {"replayed": [entry["id"]], "failed": {}}
     assert wait_until(lambda: [row["co2_ppm"] for row in points(pipeline.influx, pipeline.database, "room", unique_id)] == [812.5])
     assert listed() == []
 
 
 def test_replay_request_needs_ids_or_reason(pipeline):
-    response = httpx.post(pipeline.api_url + "/api/v1/dead-letters/replay", json={})
+    response = pipeline.request("POST", "/api/v1/dead-letters/replay", json={})
     assert response.status_code == 422
 
 
@@ -223,7 +223,7 @@ def test_kill_during_influx_outage_loses_nothing(tmp_path, mosquitto, influx, in
         stored = points(influx, influx_db, "attendance", unique_id)
         assert len(stored) == 1
         assert stored[0]["time"] == punch_ms
-        assert stored[0]["employee_id"] == "1001"
+        assert stored[0]["employee_id"] == pseudonym_of(unique_id, "1001")
     finally:
         ingest.stop()
 

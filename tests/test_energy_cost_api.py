@@ -88,6 +88,8 @@ def api_with_p2(pipeline, tmp_path_factory):
         SMARTOFFICE_TARIFFS_FILE=str(tariffs_file),
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
         SMARTOFFICE_DATABASE_URL=f"sqlite:///{folder / 'registry.sqlite3'}",
+        # This API only checks another tariff file; test_auth.py covers the login.
+        SMARTOFFICE_AUTH_ENABLED="false",
     )
     api = ManagedProcess("api-p2", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()

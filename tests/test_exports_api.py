@@ -81,6 +81,10 @@ def seeded(pipeline):
         return count("employee_id", "attendance") == len(PUNCHES) and count("energy_kwh_total", "energy") == len(READINGS)
 
     assert wait_until(stored, timeout_s=20)
+    # The employee list puts each NIP, not its pseudonym, in the export's NIP column.
+    employees = [{"nip": nip, "name": f"Pegawai {nip}"} for nip in sorted({nip for nip, _ in PUNCHES})]
+    imported = pipeline.request("PUT", f"/api/v1/opds/{OPD}/employees", json={"employees": employees})
+    assert imported.status_code == 200, imported.text
     return OPD
 
 
@@ -155,8 +159,8 @@ def test_export_attendance_equals_json_recap(attendance_xlsx, json_recap):
     assert json_recap["workdays"] == 21
     columns = {"present": "Hadir", "late": "Terlambat", "early_leave": "Pulang Cepat", "missing_checkout": "Tidak Absen Pulang", "absent": "Tidak Hadir", "non_workday": "Absen Hari Libur"}
     for employee in json_recap["employees"]:
-        exported = attendance_xlsx[employee["employee_id"]]
-        assert {status: exported[column] for status, column in columns.items()} == employee["counts"], employee["employee_id"]
+        exported = attendance_xlsx[employee["nip"]]
+        assert {status: exported[column] for status, column in columns.items()} == employee["counts"], employee["nip"]
 
 
 def test_export_attendance_title_block(pipeline, seeded):

@@ -14,7 +14,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from conftest import CASES_DIR, start_ingest, wait_until
+from conftest import CASES_DIR, pseudonym_of, start_ingest, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_each_stream_is_stored(pipeline, unique_id):
     assert wait_until(lambda: count(pipeline, "node_status", unique_id, "state") == 1)
     assert rows(pipeline, "room", unique_id)[0]["co2_ppm"] == 950.0
     assert rows(pipeline, "energy", unique_id)[0]["energy_kwh_total"] == 15234.75
-    assert rows(pipeline, "attendance", unique_id)[0]["employee_id"] == "198706152010011002"
+    assert rows(pipeline, "attendance", unique_id)[0]["employee_id"] == pseudonym_of(unique_id, "198706152010011002")
     assert rows(pipeline, "node_status", unique_id)[0]["sw_version"] == "1.0.0"
 
 

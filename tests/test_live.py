@@ -16,7 +16,7 @@ import pytest
 
 from api.config import ApiSettings
 from api.live import LiveEvent, LiveHub, LiveSubscriber
-from conftest import wait_until
+from conftest import pseudonym_of, wait_until
 from devstack import free_port
 
 WIB = timezone(timedelta(hours=7))
@@ -56,7 +56,7 @@ def live_stream(pipeline, **params):
     before it sends that line, so messages published afterwards reach this client.
     """
     timeout = httpx.Timeout(10.0, read=READ_TIMEOUT_S)
-    with httpx.Client(base_url=pipeline.api_url, timeout=timeout) as client:
+    with httpx.Client(base_url=pipeline.api_url, headers=pipeline.headers, timeout=timeout) as client:
         with client.stream("GET", "/api/v1/live", params=params) as response:
             lines = response.iter_lines()
             if response.status_code == 200:
@@ -166,7 +166,7 @@ def test_live_attendance_carries_employee_id(live):
         live.publish([(topic(OPD, "attendance"), punch)])
         event = next_reading(lines)
 
-    assert event["employee_id"] == "198706152010011002"
+    assert event["employee_id"] == pseudonym_of(OPD, "198706152010011002")
     assert event["punch"] == "in"
 
 

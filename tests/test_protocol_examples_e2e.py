@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import wait_until
+from conftest import pseudonym_of, wait_until
 from contract import parse_topic
 from test_protocol_docs import read_examples
 
@@ -57,7 +57,7 @@ def test_documented_example_reaches_the_api(pipeline, example):
             answer = pipeline.get(f"/api/v1/opds/{opd}/attendance", date=_local_date(payload["ts"])).json()
             return [event["employee_id"] for event in answer["events"]]
 
-        assert wait_until(lambda: payload["employee_id"] in punches())
+        assert wait_until(lambda: pseudonym_of(opd, payload["employee_id"]) in punches())
         return
 
     def latest():

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from conftest import wait_until
+from conftest import pseudonym_of, wait_until
 from test_api import api_without_backends, ms  # noqa: F401 (api_without_backends is a fixture)
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ def recap(pipeline):
 
 
 def rows_of(answer: dict, employee: str) -> dict[str, dict]:
-    employee_recap = next(item for item in answer["employees"] if item["employee_id"] == employee)
+    employee_recap = next(item for item in answer["employees"] if item["employee_id"] == pseudonym_of(OPD, employee))
     return {row["date"]: row for row in employee_recap["rows"]}
 
 
@@ -179,7 +179,7 @@ def test_recap_independence_day_is_holiday(pipeline, recap):
 
 
 def test_recap_employee_counts_hand_computed(recap):
-    counts = next(item for item in recap["employees"] if item["employee_id"] == A)["counts"]
+    counts = next(item for item in recap["employees"] if item["employee_id"] == pseudonym_of(OPD, A))["counts"]
     # A: present 11 and 13 May, late 12 May, absent 18 May, non_workday 14 May.
     assert counts == {"present": 2, "late": 1, "early_leave": 0, "missing_checkout": 0, "absent": 1, "non_workday": 1}
 

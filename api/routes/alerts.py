@@ -14,6 +14,9 @@ from contract import id_problem
 from ..deps import AppContext, get_context
 from ..errors import ApiError
 from ..monitor.alert_store import AlertStore, alert_json
+from ..security.audit import record
+from ..security.deps import current_principal
+from ..security.principals import Principal
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -54,15 +57,14 @@ class AlertList(BaseModel):
     alerts: list[AlertOut]
 
 
-def actor_name(request: Request) -> str:
-    """Return the user name of the caller, as authentication recorded it, else ``anonymous``."""
-    principal = getattr(request.state, "principal", None)
-    return getattr(principal, "username", None) or getattr(principal, "name", None) or "anonymous"
+AlertId = Path(ge=1, le=2**63 - 1, description="Alert id")
+"""Alert id; the upper bound is the largest id the registry's integer key can hold."""
 
 
 @router.get("", response_model=AlertList)
 def list_alerts(
     context: Annotated[AppContext, Depends(get_context)],
+    principal: Annotated[Principal, Depends(current_principal)],
     state: Annotated[AlertState, Query(description="open, closed or all")] = AlertState.OPEN,
     opd: Annotated[list[str] | None, Query(description="Only these OPD ids. Repeat the parameter for several")] = None,
     kind: Annotated[list[str] | None, Query(description="Only these kinds, e.g. co2_high")] = None,
@@ -74,21 +76,26 @@ def list_alerts(
         if problem:
             raise ApiError(422, "invalid_parameter", parameter="opd", name="opd", problem=problem)
 
+    # A filter outside the caller's scope is rejected before this point; without a filter,
+    # the caller sees the OPDs in scope.
+    scope = principal.visible(opd) if opd else (None if principal.opds is None else sorted(principal.opds))
     store = AlertStore(context.registry)
     chosen = None if state is AlertState.ALL else state.value
-    rows = store.find(chosen, opd, limit, kind)
+    rows = store.find(chosen, scope, limit, kind)
     return AlertList(alerts=[AlertOut(**alert_json(row, context.zone)) for row in rows])
 
 
 @router.get("/{alert_id}", response_model=AlertOut)
 def read_alert(
     context: Annotated[AppContext, Depends(get_context)],
-    alert_id: Annotated[int, Path(ge=1, description="Alert id")],
+    principal: Annotated[Principal, Depends(current_principal)],
+    alert_id: Annotated[int, AlertId],
 ) -> AlertOut:
     """Return one alert."""
     alert = AlertStore(context.registry).get(alert_id)
     if alert is None:
         raise ApiError(404, "alert_not_found", alert_id=alert_id)
+    principal.require_opd(alert.opd_key)
     return AlertOut(**alert_json(alert, context.zone))
 
 
@@ -96,14 +103,19 @@ def read_alert(
 async def acknowledge_alert(
     request: Request,
     context: Annotated[AppContext, Depends(get_context)],
-    alert_id: Annotated[int, Path(ge=1, description="Alert id")],
+    principal: Annotated[Principal, Depends(current_principal)],
+    alert_id: Annotated[int, AlertId],
 ) -> AlertOut:
     """Mark an alert as seen by the caller. It stays open until its condition ends; the first
     acknowledgement is kept, so acknowledging twice changes nothing."""
     store = AlertStore(context.registry)
-    alert = await asyncio.to_thread(store.acknowledge, alert_id, actor_name(request), int(time.time() * 1000))
-    if alert is None:
+    found = await asyncio.to_thread(store.get, alert_id)
+    if found is None:
         raise ApiError(404, "alert_not_found", alert_id=alert_id)
+    principal.require_opd(found.opd_key)
+
+    alert = await asyncio.to_thread(store.acknowledge, alert_id, principal.name, int(time.time() * 1000))
+    await record(context.registry, principal.actor, "alert.acknowledge", f"alert:{alert_id}", opd=alert.opd_key, kind=alert.kind)
 
     monitor = getattr(request.app.state, "monitor", None)
     if monitor is not None:

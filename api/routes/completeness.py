@@ -12,6 +12,8 @@ from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
 from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..monitor.completeness import KIND_BY_MEASUREMENT, DeviceCompleteness, expected_readings, office_ratio
+from ..security.deps import current_principal
+from ..security.principals import Principal
 from ..timewindows import local_day_bounds, to_epoch_ms
 
 router = APIRouter(tags=["completeness"])
@@ -67,11 +69,12 @@ async def read_opd_completeness(
 async def read_completeness(
     request: Request,
     context: Annotated[AppContext, Depends(get_context)],
+    principal: Annotated[Principal, Depends(current_principal)],
     day: Annotated[str | None, Query(alias="date", description="Local date, YYYY-MM-DD; default today")] = None,
 ) -> CompletenessOverview:
-    """Return the completeness of every OPD of the catalogue on one local day."""
+    """Return the completeness of every OPD of the catalogue in the caller's scope on one local day."""
     chosen = _parse_date(day, context)
-    opds = [entry.id for entry in context.catalogue.opds]
+    opds = principal.visible(entry.id for entry in context.catalogue.opds)
     return CompletenessOverview(date=chosen, opds=await _completeness(request, context, chosen, opds))
 
 

@@ -13,7 +13,11 @@ from ..office_hours import OfficeHours
 from ..params import TimeRange
 from ..timewindows import WINDOWS, local_day_bounds
 from .energy import build_energy_report
-from .recap import build_recap, get_office_hours
+from ..security.audit import record
+from ..security.context import SecurityContext
+from ..security.deps import current_principal, get_security
+from ..security.principals import Principal
+from .recap import build_recap, get_office_hours, with_identities
 
 router = APIRouter(prefix="/api/v1/opds/{opd}/exports", tags=["exports"])
 
@@ -37,6 +41,8 @@ _FILE_RESPONSES = {
 async def export_attendance(
     context: Annotated[AppContext, Depends(get_context)],
     office_hours: Annotated[OfficeHours, Depends(get_office_hours)],
+    security: Annotated[SecurityContext, Depends(get_security)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[str, OpdPath],
     month: Annotated[str, MonthQuery],
     file_format: Annotated[str, FormatQuery] = "xlsx",
@@ -47,7 +53,12 @@ async def export_attendance(
     Then each date has a column with a code: H present, T late, PC early leave, TAP missing
     check-out, A absent, `-` non-workday, empty for a workday still to come. CSV uses `,` as
     separator and `.` as decimal point, and is UTF-8 with BOM.
+
+    The file contains personal data: only admin and the OPD's facility_manager may download it,
+    and each download is written to the audit log. The NIP column shows the NIP from the OPD's
+    employee list, else the pseudonym, and a Nama column is added when names are known.
     """
+    principal.require_personal_data(opd)
     await ensure_known_opd(context, opd)
     month_start = parse_month(month)
     media_type = _media_type(file_format)
@@ -55,6 +66,16 @@ async def export_attendance(
     generated_at = datetime.now(context.zone)
     last_day = _next_month(month_start) - timedelta(days=1)
     recap = await build_recap(context, office_hours, opd, month_start, last_day, generated_at.date())
+    recap = await with_identities(security, opd, recap)
+    await record(
+        security.sessions,
+        principal.actor,
+        "personal_data.export",
+        f"opd:{opd}/exports/attendance",
+        month=month,
+        format=file_format,
+        employees=recap.employee_count,
+    )
 
     table = attendance_table(recap, _opd_name(context, opd), generated_at)
     return _file_response(table, file_format, media_type, f"rekap-kehadiran-{opd}-{month}")

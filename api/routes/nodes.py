@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import aiomqtt
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from contract import ID_PATTERN, id_problem
@@ -18,8 +18,10 @@ from ..errors import ApiError
 from ..monitor.node_states import NodeConfigStore, NodeStateStore
 from ..node_config_publisher import publish_node_config
 from ..node_config_validation import validate_node_settings
+from ..security.audit import record
+from ..security.deps import current_principal
+from ..security.principals import Principal
 from ..timewindows import from_epoch_ms
-from .alerts import actor_name
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,7 @@ def _local(ms: int | None, context: AppContext) -> datetime | None:
 @router.get("/api/v1/nodes", response_model=NodeList)
 def list_nodes(
     context: Annotated[AppContext, Depends(get_context)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[list[str] | None, Query(description="Only these OPD ids. Repeat the parameter for several")] = None,
 ) -> NodeList:
     """List edge nodes with their status and configuration state."""
@@ -119,10 +122,13 @@ def list_nodes(
         if problem:
             raise ApiError(422, "invalid_parameter", parameter="opd", name="opd", problem=problem)
 
-    states = {(row.opd_key, row.node_key): row for row in NodeStateStore(context.registry).all(opd)}
+    # A filter outside the caller's scope is rejected before this point; without a filter,
+    # the caller sees the OPDs in scope.
+    scope = principal.visible(opd) if opd else (None if principal.opds is None else sorted(principal.opds))
+    states = {(row.opd_key, row.node_key): row for row in NodeStateStore(context.registry).all(scope)}
     desired = NodeConfigStore(context.registry).latest_versions()
     names = {(entry.id, node.id): node.name for entry in context.catalogue.opds for node in entry.nodes}
-    keys = sorted({key for key in names if opd is None or key[0] in opd} | set(states))
+    keys = sorted({key for key in names if scope is None or key[0] in scope} | set(states))
 
     nodes = []
     for key in keys:
@@ -163,8 +169,8 @@ def read_node_config(
 
 @router.put("/api/v1/opds/{opd}/nodes/{node}/config", response_model=NodeConfigOut)
 async def write_node_config(
-    request: Request,
     context: Annotated[AppContext, Depends(get_context)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[str, OpdPath],
     node: Annotated[str, NodePath],
     body: Annotated[NodeConfigIn, Body()],
@@ -184,7 +190,8 @@ async def write_node_config(
 
     issued_ms = int(time.time() * 1000)
     store = NodeConfigStore(context.registry)
-    row = await asyncio.to_thread(store.add, opd, node, body.settings, actor_name(request), issued_ms)
+    row = await asyncio.to_thread(store.add, opd, node, body.settings, principal.name, issued_ms)
+    await record(context.registry, principal.actor, "node_config.update", f"node:{opd}/{node}", version=row.version)
     message = {"version": row.version, "issued_ts": issued_ms, "settings": body.settings}
     try:
         await publish_node_config(context.settings, opd, node, message)
@@ -192,7 +199,7 @@ async def write_node_config(
         logger.error("configuration version %d of %s/%s not published: %s", row.version, opd, node, exc)
         raise ApiError(503, "broker_unavailable") from None
 
-    logger.info("configuration version %d of %s/%s set by %s", row.version, opd, node, actor_name(request))
+    logger.info("configuration version %d of %s/%s set by %s", row.version, opd, node, principal.actor)
     return _config_out(context, opd, node)
 
 

@@ -9,6 +9,8 @@ from contract.catalogue import Opd
 from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
 from ..influx import quote_ident
 from ..schemas import DeviceInfo, NodeInfo, OpdDetail, OpdSummary, RoomInfo
+from ..security.deps import current_principal
+from ..security.principals import Principal
 from ..timewindows import from_epoch_ms
 
 router = APIRouter(prefix="/api/v1", tags=["opds"])
@@ -17,15 +19,20 @@ _MEASUREMENTS = ("room", "energy", "attendance", "node_status")
 
 
 @router.get("/opds", response_model=list[OpdSummary])
-async def read_opds(context: Annotated[AppContext, Depends(get_context)]) -> list[OpdSummary]:
-    """List every OPD of the catalogue, and any OPD that sends data without being in it."""
+async def read_opds(
+    context: Annotated[AppContext, Depends(get_context)], principal: Annotated[Principal, Depends(current_principal)]
+) -> list[OpdSummary]:
+    """List every OPD of the catalogue, and any OPD that sends data without being in it.
+
+    A facility manager or integration token gets only the OPDs in its scope.
+    """
     last_seen = await _last_seen_by_opd(context)
     summaries = [_summary(context, opd, last_seen.get(opd.id)) for opd in context.catalogue.opds]
 
     listed = {opd.id for opd in context.catalogue.opds}
     for opd_id in sorted(set(last_seen) - listed):
         summaries.append(_unlisted_summary(context, opd_id, last_seen[opd_id]))
-    return summaries
+    return [summary for summary in summaries if principal.may_see_opd(summary.id)]
 
 
 @router.get("/opds/{opd}", response_model=OpdDetail)

@@ -21,6 +21,8 @@ from ..deps import AppContext, get_context
 from ..influx import Series, quote_ident
 from ..monitor.alert_store import AlertStore
 from ..monitor.rules import comfort_limits
+from ..security.deps import current_principal
+from ..security.principals import Principal
 from ..timewindows import from_epoch_ms, to_epoch_ms
 
 _RECENT_WINDOW_MS = 86_400_000
@@ -109,13 +111,17 @@ class OverviewResponse(BaseModel):
 
 
 @router.get("/overview", response_model=OverviewResponse)
-async def read_overview(request: Request, context: Annotated[AppContext, Depends(get_context)]) -> OverviewResponse:
+async def read_overview(
+    request: Request,
+    context: Annotated[AppContext, Depends(get_context)],
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> OverviewResponse:
     """Return devices, attendance, energy and the worst room of every OPD at a glance.
 
     Devices are online when their newest point is at most `device_offline_s` old. Energy counts
     from local midnight with the rules of `/energy`, against the median of the same weekday of
     the previous 4 weeks up to the same local time. `open_alerts` counts the alerts open now
-    (see `/api/v1/alerts`).
+    (see `/api/v1/alerts`). A facility manager or integration token gets only the OPDs in its scope.
     """
     zone = context.zone
     now = datetime.now(zone)
@@ -147,6 +153,8 @@ async def read_overview(request: Request, context: Annotated[AppContext, Depends
     opds = []
     for entry in entries:
         opd_id = entry if isinstance(entry, str) else entry.id
+        if not principal.may_see_opd(opd_id):
+            continue
         catalogue_devices = set() if isinstance(entry, str) else _catalogue_devices(entry)
         counts = overview.count_devices(
             catalogue_devices, last_seen.get(opd_id, {}), node_states.get(opd_id, {}), now_ms, offline_after_ms

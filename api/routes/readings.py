@@ -7,12 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from contract.storage import MEASUREMENT_BY_STREAM, TAG_FIELDS, FieldKind, stored_fields
+from ingest.points import PSEUDONYMIZED_FIELDS
 
 from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
 from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..schemas import DeviceSeries, LatestReading, LatestResponse, SeriesPoint, SeriesResponse
 from ..params import EndQuery, IdQuery, StartQuery, WindowQuery, resolve_range
+from ..security.audit import record
+from ..security.context import SecurityContext
+from ..security.deps import current_principal, get_security
+from ..security.principals import Principal
 from ..timewindows import from_epoch_ms, month_starts, to_epoch_ms
 
 router = APIRouter(prefix="/api/v1/opds/{opd}", tags=["readings"])
@@ -56,11 +61,18 @@ _NUMERIC = {FieldKind.FLOAT, FieldKind.INTEGER}
 @router.get("/latest", response_model=LatestResponse)
 async def read_latest(
     context: Annotated[AppContext, Depends(get_context)],
+    security: Annotated[SecurityContext, Depends(get_security)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[str, OpdPath],
     stream: Annotated[LatestStream, Query(description="Stream to read")] = LatestStream.ROOM,
 ) -> LatestResponse:
-    """Return the newest point of every device of the OPD on one stream (per node for status)."""
+    """Return the newest point of every device of the OPD on one stream (per node for status).
+
+    On the attendance stream, `employee_id` is the stored pseudonym, and it is left out for
+    roles that see attendance as counts only (leadership, integration).
+    """
     await ensure_known_opd(context, opd)
+    hidden_fields = set() if principal.may_see_personal_data(opd) else set(PSEUDONYMIZED_FIELDS.values())
 
     group_by = "node" if stream is LatestStream.STATUS else "node, device"
     group_by = ", ".join(quote_ident(tag.strip()) for tag in group_by.split(","))
@@ -79,7 +91,7 @@ async def read_latest(
         values = {
             key: value
             for key, value in row.items()
-            if value is not None and key not in ("time", "opd", "node") and key not in TAG_FIELDS
+            if value is not None and key not in ("time", "opd", "node") and key not in TAG_FIELDS and key not in hidden_fields
         }
         readings.append(
             LatestReading(
@@ -92,12 +104,18 @@ async def read_latest(
             )
         )
     readings.sort(key=lambda reading: (reading.node, reading.device or ""))
+    if stream is LatestStream.ATTENDANCE and not hidden_fields:
+        await record(
+            security.sessions, principal.actor, "personal_data.view", f"opd:{opd}/latest?stream=attendance", rows=len(readings)
+        )
     return LatestResponse(opd=opd, stream=stream.value, timezone=context.settings.timezone, readings=readings)
 
 
 @router.get("/series", response_model=SeriesResponse)
 async def read_series(
     context: Annotated[AppContext, Depends(get_context)],
+    security: Annotated[SecurityContext, Depends(get_security)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[str, OpdPath],
     field: Annotated[str, Query(description="Field to aggregate, e.g. temperature_c or power_w")],
     stream: Annotated[SeriesStream, Query(description="Stream of the field")] = SeriesStream.ROOM,
@@ -113,7 +131,12 @@ async def read_series(
 
     Days and weeks start at local midnight (weeks on Monday), months on the first day of the
     month; ``start`` is moved back to the start of its window, so every bucket is whole.
+    `employee_id` with `first` or `last` returns pseudonyms, which only admin and the OPD's
+    facility_manager may see; every role may count it.
     """
+    shows_pseudonyms = field in PSEUDONYMIZED_FIELDS.values() and agg is not Aggregate.COUNT
+    if shows_pseudonyms:
+        principal.require_personal_data(opd)
     await ensure_known_opd(context, opd)
     zone = context.zone
     fields = stored_fields(stream.value)
@@ -137,6 +160,10 @@ async def read_series(
     else:
         series = await _monthly(context, selection, conditions, group_tags, start_time, end_time)
 
+    if shows_pseudonyms:
+        await record(
+            security.sessions, principal.actor, "personal_data.view", f"opd:{opd}/series?field={field}", agg=agg.value
+        )
     return SeriesResponse(
         opd=opd,
         stream=stream.value,

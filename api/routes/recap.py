@@ -11,6 +11,11 @@ from ..deps import AppContext, OpdPath, ensure_known_opd, get_context
 from ..errors import ApiError
 from ..influx import quote_ident, quote_string
 from ..office_hours import NonWorkdayReason, OfficeHours
+from ..security.audit import record
+from ..security.context import SecurityContext
+from ..security.deps import current_principal, get_security, in_registry
+from ..security.employees import read_identities
+from ..security.principals import Principal
 from ..timewindows import local_day_bounds, to_epoch_ms
 
 router = APIRouter(prefix="/api/v1/opds/{opd}", tags=["attendance"])
@@ -53,7 +58,9 @@ class RecapRow(BaseModel):
 class EmployeeRecap(BaseModel):
     """Rows of one employee, one per workday and per non-workday with punches."""
 
-    employee_id: str
+    employee_id: str = Field(description="Keyed pseudonym of the id the terminal sent (see docs/security.md)")
+    nip: str | None = Field(None, description="NIP from the OPD's employee list; null when not imported")
+    name: str | None = Field(None, description="Name from the OPD's employee list; null when not imported")
     counts: StatusCounts
     rows: list[RecapRow]
 
@@ -70,6 +77,10 @@ class RecapResponse(BaseModel):
     employee_count: int = Field(description="Employees with at least one punch in the range")
     totals: StatusCounts = Field(description="Rows per status over the whole range")
     days: list[RecapDay]
+    employees_shown: bool = Field(
+        True,
+        description="False when the caller's role gets counts only (leadership, integration): `employees` is then empty",
+    )
     employees: list[EmployeeRecap]
 
 
@@ -82,6 +93,8 @@ def get_office_hours(request: Request) -> OfficeHours:
 async def read_attendance_recap(
     context: Annotated[AppContext, Depends(get_context)],
     office_hours: Annotated[OfficeHours, Depends(get_office_hours)],
+    security: Annotated[SecurityContext, Depends(get_security)],
+    principal: Annotated[Principal, Depends(current_principal)],
     opd: Annotated[str, OpdPath],
     start: Annotated[
         str | None, Query(description="First local date, YYYY-MM-DD; default the first day of the month of `end`")
@@ -98,11 +111,44 @@ async def read_attendance_recap(
     are weekends, national holidays or cuti bersama are no workdays: punches on them give
     `non_workday` rows, and no employee is absent. The employees are those with a punch in the range,
     because the platform has no staff register. Future workdays have no absent rows.
+
+    Per-employee rows are personal data: admin and the OPD's facility_manager get them, with NIP
+    and name from the OPD's employee list, and the view is written to the audit log. For
+    leadership and integration tokens `employees` is empty and `employees_shown` false; the
+    counts per day and in total stay.
     """
     await ensure_known_opd(context, opd)
     today = datetime.now(context.zone).date()
     first_day, last_day = _resolve_days(start, end, today)
-    return await build_recap(context, office_hours, opd, first_day, last_day, today)
+    recap = await build_recap(context, office_hours, opd, first_day, last_day, today)
+
+    if not principal.may_see_personal_data(opd):
+        return recap.model_copy(update={"employees": [], "employees_shown": False})
+    recap = await with_identities(security, opd, recap)
+    await record(
+        security.sessions,
+        principal.actor,
+        "personal_data.view",
+        f"opd:{opd}/attendance/recap",
+        start=first_day.isoformat(),
+        end=last_day.isoformat(),
+        employees=recap.employee_count,
+    )
+    return recap
+
+
+async def with_identities(security: SecurityContext, opd: str, recap: RecapResponse) -> RecapResponse:
+    """Return ``recap`` with the NIP and name of each employee the OPD's employee list has."""
+    identities = await in_registry(read_identities, security.sessions, opd)
+    if not identities:
+        return recap
+    employees = []
+    for employee in recap.employees:
+        identity = identities.get(employee.employee_id)
+        if identity is not None:
+            employee = employee.model_copy(update={"nip": identity.nip, "name": identity.name})
+        employees.append(employee)
+    return recap.model_copy(update={"employees": employees})
 
 
 async def build_recap(
