@@ -2,7 +2,10 @@
 
 The store path and the broker come from the ingest settings (``SMARTOFFICE_DEAD_LETTER_PATH``,
 ``SMARTOFFICE_MQTT_HOST``, ``SMARTOFFICE_MQTT_PORT``...). Replays publish to that broker, so
-for the local platform set ``SMARTOFFICE_MQTT_PORT=18830``.
+for the local platform set ``SMARTOFFICE_MQTT_PORT=18830``. The login comes from
+``SMARTOFFICE_MQTT_USERNAME`` with ``SMARTOFFICE_MQTT_PASSWORD`` or
+``SMARTOFFICE_MQTT_PASSWORD_FILE``. The ingest identity may not publish, so replay with the
+API's login; an entry the broker does not accept stays in the store, and the exit status is 1.
 """
 
 import argparse
@@ -31,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("counts", help="print the number of entries per reason")
 
-    replaying = commands.add_parser("replay", help="publish entries again to their topics, then delete them")
+    replaying = commands.add_parser(
+        "replay", help="publish entries again to their topics, then delete those the broker accepted"
+    )
     chosen = replaying.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--id", type=int, nargs="+", dest="ids", help="entry ids")
     chosen.add_argument("--reason", help="every entry with this reason")

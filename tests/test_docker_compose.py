@@ -1,9 +1,11 @@
 """Checks of the production deployment: docker-compose.yml, the Dockerfile and broker/mosquitto.conf.
 
 No Docker engine is needed. The files are parsed and compared with the repository, with the
-console scripts in pyproject.toml and with the settings classes of the services. The tests
-marked ``integration`` start the production Mosquitto configuration with the real
-``mosquitto`` binary, rewritten to listen on a free loopback port.
+console scripts in pyproject.toml and with the settings classes of the services. Folders in a
+temporary directory stand in for the named volumes and the secret files, and the
+``broker-init`` service's command runs on them for real. The tests marked ``integration``
+start the production Mosquitto configuration with the real ``mosquitto`` binary, rewritten
+to listen on free loopback ports, on the files that ``broker-init`` wrote.
 """
 
 import importlib
@@ -12,12 +14,15 @@ import json
 import os
 import posixpath
 import re
+import secrets
 import shlex
 import shutil
+import stat
 import subprocess
+import sys
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import cache
 from pathlib import Path
@@ -29,9 +34,10 @@ from pydantic import ValidationError
 
 from devstack.mosquitto import find_dynsec_plugin
 from devstack.ports import free_port, port_accepts
-from registry.broker_bootstrap import generate_service_identities, write_bootstrap
+from registry.broker_acl import ADMIN_USERNAME, API_USERNAME, INGEST_USERNAME
+from registry.broker_bootstrap import load_service_identities
 
-from broker_helpers import connect_probe, make_test_pki
+from broker_helpers import TlsFiles, connect_probe, make_test_pki
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -54,8 +60,33 @@ SIMULATOR_VARIABLES = frozenset({"SMARTOFFICE_MQTT_HOST", "SMARTOFFICE_MQTT_PORT
 
 # Services that run all the time and come back after a crash or a reboot of the host.
 LONG_RUNNING_SERVICES = ("mosquitto", "influxdb", "ingest", "api")
-# The only ports published on the host, as (service, container port).
-PUBLISHED_PORTS = {("api", 8000), ("mosquitto", 1883)}
+# The one-shot service that writes the broker's identities and the services' password files.
+BROKER_INIT = "broker-init"
+# Services that need broker-init's files, so they start after it has exited with 0.
+BROKER_INIT_DEPENDENTS = ("mosquitto", "ingest", "api")
+# The only ports published on the host, as (service, container port): the API, and MQTT over
+# TLS for the edge nodes. Plain MQTT on 1883 carries passwords in clear text, so it stays
+# inside the compose network.
+PUBLISHED_PORTS = {("api", 8000), ("mosquitto", 8883)}
+# Broker login of each app service: (username variable, password file variable, identity in
+# the bootstrap credentials file, expected user name).
+SERVICE_LOGINS = {
+    ("ingest", "mqtt"): ("SMARTOFFICE_MQTT_USERNAME", "SMARTOFFICE_MQTT_PASSWORD_FILE", "ingest", INGEST_USERNAME),
+    ("api", "mqtt"): ("SMARTOFFICE_MQTT_USERNAME", "SMARTOFFICE_MQTT_PASSWORD_FILE", "api", API_USERNAME),
+    ("api", "broker admin"): (
+        "SMARTOFFICE_BROKER_ADMIN_USERNAME",
+        "SMARTOFFICE_BROKER_ADMIN_PASSWORD_FILE",
+        "admin",
+        ADMIN_USERNAME,
+    ),
+}
+SERVICE_LOGIN_IDS = [f"{service}-{login}" for service, login in sorted(SERVICE_LOGINS)]
+# Values that the operator's .env gives to the variables docker-compose.yml interpolates.
+DOTENV = {"SMARTOFFICE_NODE_BROKER_HOST": "mqtt.example.go.id"}
+# Variable names that carry a secret. The compose file may set only their *_FILE form.
+SECRET_VARIABLE = re.compile(r"PASSWORD|SECRET|TOKEN|PSEUDONYM_KEY", re.IGNORECASE)
+# Where Compose mounts a secret of the top-level ``secrets`` inside a container.
+SECRETS_MOUNT = "/run/secrets"
 # Text that each health check must contain, so that it probes the right thing.
 HEALTHCHECK_PROBES = {
     "api": "/health",
@@ -203,6 +234,64 @@ def healthcheck_command(name: str) -> list[str]:
 
 def environment_pairs() -> list[tuple[str, str]]:
     return [(name, variable) for name in APP_SERVICES for variable in service_environment(name)]
+
+
+def interpolate(value: str) -> str:
+    """Replace ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?message}`` as Compose does, with ``DOTENV``'s values.
+
+    Raises:
+        KeyError: a variable is not in ``DOTENV`` and has no default.
+    """
+
+    def substitute(match: re.Match) -> str:
+        name, operator, argument = match.groups()
+        if name in DOTENV:
+            return DOTENV[name]
+        if operator == ":-":
+            return argument
+        raise KeyError(f"{name} is not in DOTENV and has no default; add the value an operator would set in .env")
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:[-?])([^}]*))?\}", substitute, value)
+
+
+def service_secrets(name: str) -> dict[str, str]:
+    """Return the service's secrets as {file name under /run/secrets: top-level secret}."""
+    found = {}
+    for entry in compose_service(name).get("secrets") or []:
+        if isinstance(entry, dict):
+            found[entry.get("target") or entry["source"]] = entry["source"]
+        else:
+            found[entry] = entry
+    return found
+
+
+def command_options(name: str) -> dict[str, list[str]]:
+    """Return the ``--option=value`` and ``--option value`` items of a service's command, by option."""
+    options: dict[str, list[str]] = {}
+    words = service_command(name)
+    for index, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        option, separator, value = word.partition("=")
+        if not separator:
+            value = words[index + 1] if index + 1 < len(words) else ""
+        options.setdefault(option, []).append(value)
+    return options
+
+
+def broker_init_destinations(option: str) -> dict[str, str]:
+    """Return the ``IDENTITY=PATH`` values of a broker-init option as {container path: identity}."""
+    values = command_options(BROKER_INIT).get(option, [])
+    return {path: identity for identity, _, path in (value.partition("=") for value in values)}
+
+
+def volume_path(service: str, container_path: str) -> tuple[str, str] | None:
+    """Return (named volume, path inside it) of a container path of ``service``, or None when no volume contains it."""
+    for mount in sorted(service_mounts(service), key=lambda mount: len(mount.target), reverse=True):
+        target = mount.target.rstrip("/")
+        if not mount.is_bind and (container_path == target or container_path.startswith(target + "/")):
+            return mount.source, container_path[len(target) :].lstrip("/")
+    return None
 
 
 # --- settings classes and pyproject.toml --------------------------------------------------
@@ -412,42 +501,117 @@ def broker_listeners() -> list[str]:
     return [value for name, value in read_mosquitto_directives(BROKER_CONFIG) if name == "listener"]
 
 
-def render_loopback_broker_config(
-    port: int, data_dir: Path, tls_port: int | None = None, certificates: Path | None = None
-) -> str:
-    """Rewrite the production configuration to listen on ``127.0.0.1:port`` and keep data in ``data_dir``.
+# Directives of broker/mosquitto.conf that name a file or folder inside the broker's container.
+BROKER_PATH_DIRECTIVES = ("plugin_opt_config_file", "persistence_location", "certfile", "keyfile")
 
-    The TLS listener moves to ``127.0.0.1:tls_port`` with the ``server.crt`` and ``server.key``
-    of ``certificates``, the dynamic security plugin to its path on this machine, and its
-    file to ``data_dir``.
+
+@dataclass
+class LocalDeployment:
+    """Host folders in place of docker-compose.yml's named volumes and secret files."""
+
+    root: Path
+    bind_overrides: dict[str, Path] = field(default_factory=dict)
+    """Host folder to use for a bind mount's source, e.g. test certificates for ./broker/certs."""
+
+    def volume(self, name: str) -> Path:
+        path = self.root / "volumes" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def secret(self, name: str) -> Path:
+        return self.root / "secrets" / name
+
+    def host_path(self, service: str, container_path: str) -> Path | None:
+        """Return the host path of ``container_path`` of ``service``, or None when no mount or secret contains it."""
+        for mount in sorted(service_mounts(service), key=lambda mount: len(mount.target), reverse=True):
+            target = mount.target.rstrip("/")
+            if container_path != target and not container_path.startswith(target + "/"):
+                continue
+            rest = container_path[len(target) :].lstrip("/")
+            if mount.is_bind:
+                base = self.bind_overrides.get(mount.source) or (REPO_ROOT / mount.source).resolve()
+            else:
+                base = self.volume(mount.source)
+            return base / rest if rest else base
+
+        folder, _, file_name = container_path.rpartition("/")
+        if folder == SECRETS_MOUNT and file_name in service_secrets(service):
+            return self.secret(service_secrets(service)[file_name])
+        return None
+
+    def translate(self, service: str, argument: str) -> str:
+        """Replace a container path in ``argument``, also after ``--option=`` or ``IDENTITY=``, by its host path."""
+        head, separator, path = argument.rpartition("=")
+        host = self.host_path(service, path) if path.startswith("/") else None
+        return argument if host is None else f"{head}{separator}{host}"
+
+
+def run_broker_init(deployment: LocalDeployment) -> subprocess.CompletedProcess:
+    """Run the broker-init service's command on the deployment's folders, with this Python."""
+    command = [deployment.translate(BROKER_INIT, argument) for argument in service_command(BROKER_INIT)]
+    if command[0] == "python":
+        command[0] = sys.executable
+    if os.geteuid() != 0:
+        # Only root may give a file to another user, and Compose runs broker-init as root.
+        command = [argument for argument in command if not argument.startswith(("--owner=", "--dynsec-owner="))]
+    return subprocess.run(command, cwd=deployment.root, capture_output=True, text=True, timeout=60)
+
+
+def initialise_deployment(root: Path, bind_overrides: dict[str, Path] | None = None) -> LocalDeployment:
+    """Create the secret files as an operator would, then run broker-init on empty volumes."""
+    deployment = LocalDeployment(root, bind_overrides or {})
+    for name in load_compose().get("secrets") or {}:
+        path = deployment.secret(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+
+    result = run_broker_init(deployment)
+    if result.returncode != 0:
+        pytest.fail(f"broker-init exited with {result.returncode}:\n{result.stdout}{result.stderr}")
+    return deployment
+
+
+def compose_environment(service: str, deployment: LocalDeployment) -> dict[str, str]:
+    """Return the service's environment as its container would see it, with container paths moved to the deployment."""
+    environment = {}
+    for variable, value in service_environment(service).items():
+        value = interpolate(value)
+        host = deployment.host_path(service, value) if value.startswith("/") else None
+        environment[variable] = str(host) if host is not None else value
+    return environment
+
+
+def render_loopback_broker_config(port: int, tls_port: int, deployment: LocalDeployment) -> str:
+    """Rewrite the production configuration for this machine.
+
+    The plain listener moves to ``127.0.0.1:port``, the TLS listener to ``127.0.0.1:tls_port``,
+    the plugin to its path here, and every other path to the deployment's folder that the
+    mosquitto service mounts there.
 
     Raises:
-        ValueError: the configuration has not one plain and one TLS listener, or no
-            persistence_location, so this rewrite no longer matches it.
+        ValueError: the configuration has not one plain and one TLS listener, or a path that
+            no mount of the mosquitto service holds.
     """
     listeners = broker_listeners()
     if len(listeners) != 2:
         raise ValueError(
             f"{BROKER_CONFIG}: expected two listeners, found {len(listeners)}. Update this rewrite for the new listeners"
         )
-    if directive_value(BROKER_CONFIG, "persistence_location") is None:
-        raise ValueError(f"{BROKER_CONFIG}: persistence_location is missing")
 
-    ports = iter([port, tls_port or free_port()])
-    replacements = {
-        "persistence_location": f"{data_dir}/",
-        "plugin": str(find_dynsec_plugin()),
-        "plugin_opt_config_file": str(data_dir / "dynamic-security.json"),
-        "certfile": str((certificates or data_dir) / "server.crt"),
-        "keyfile": str((certificates or data_dir) / "server.key"),
-    }
+    ports = iter([port, tls_port])
     lines = []
     for line in BROKER_CONFIG.read_text(encoding="utf-8").splitlines():
-        name = line.strip().partition(" ")[0]
+        name, _, value = line.strip().partition(" ")
+        value = value.strip()
         if name == "listener":
             line = f"listener {next(ports)} 127.0.0.1"
-        elif name in replacements:
-            line = f"{name} {replacements[name]}"
+        elif name == "plugin":
+            line = f"plugin {find_dynsec_plugin()}"
+        elif name in BROKER_PATH_DIRECTIVES:
+            host = deployment.host_path("mosquitto", value.rstrip("/"))
+            if host is None:
+                raise ValueError(f"{BROKER_CONFIG}: {name} {value} is in no volume or bind mount of the mosquitto service")
+            line = f"{name} {host}{'/' if value.endswith('/') else ''}"
         lines.append(line)
     # Started as root, Mosquitto switches to the 'mosquitto' user, which cannot write to the
     # temporary folder.
@@ -471,8 +635,15 @@ class LoopbackBroker:
 
     process: subprocess.Popen
     port: int
-    data_dir: Path
+    tls_port: int
+    deployment: LocalDeployment
+    pki: TlsFiles
     log_path: Path
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder here in place of the broker's persistence_location."""
+        return self.deployment.host_path("mosquitto", directive_value(BROKER_CONFIG, "persistence_location").rstrip("/"))
 
     def wait_until_accepting(self, timeout_s: float = 10.0) -> bool:
         """Return True once a TCP connection succeeds, False if the broker exits or ``timeout_s`` passes."""
@@ -480,7 +651,7 @@ class LoopbackBroker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 return False
-            if port_accepts("127.0.0.1", self.port):
+            if port_accepts("127.0.0.1", self.port) and port_accepts("127.0.0.1", self.tls_port):
                 return True
             time.sleep(0.05)
         return False
@@ -500,18 +671,24 @@ class LoopbackBroker:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> LocalDeployment:
+    """Volumes and secret files after one run of broker-init, for the tests that only read them."""
+    return initialise_deployment(tmp_path_factory.mktemp("deployment"))
+
+
 @pytest.fixture
 def loopback_broker(tmp_path) -> LoopbackBroker:
-    """Mosquitto running broker/mosquitto.conf on a free loopback port, stopped after the test."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    port = free_port()
-    certificates = make_test_pki(tmp_path / "certs").server_cert.parent
-    write_bootstrap(data_dir / "dynamic-security.json", tmp_path / "services.json", generate_service_identities())
-    config_path = tmp_path / "mosquitto.conf"
-    config_path.write_text(
-        render_loopback_broker_config(port, data_dir, certificates=certificates), encoding="utf-8"
-    )
+    """Mosquitto running broker/mosquitto.conf on free loopback ports, on a fresh deployment, stopped after the test.
+
+    broker-init writes the dynamic security file, and ./broker/certs is replaced by
+    certificates for 127.0.0.1 generated with openssl.
+    """
+    pki = make_test_pki(tmp_path / "certs")
+    deployment = initialise_deployment(tmp_path / "deployment", {"./broker/certs": pki.server_cert.parent})
+    port, tls_port = free_port(), free_port()
+    config_path = deployment.root / "mosquitto.conf"
+    config_path.write_text(render_loopback_broker_config(port, tls_port, deployment), encoding="utf-8")
 
     log_path = tmp_path / "mosquitto.log"
     with open(log_path, "wb") as log_file:
@@ -521,9 +698,17 @@ def loopback_broker(tmp_path) -> LoopbackBroker:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    broker = LoopbackBroker(process, port, data_dir, log_path)
+    broker = LoopbackBroker(process, port, tls_port, deployment, pki, log_path)
     yield broker
     broker.stop()
+
+
+def run_broker_healthcheck(broker: LoopbackBroker, environment: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the compose health check of the broker against ``broker`` with ``environment``."""
+    command = [argument.replace("$$", "$") for argument in healthcheck_command("mosquitto")[1:]]
+    command[0] = find_executable(command[0])
+    command[command.index("-p") + 1] = str(broker.port)
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, env=environment)
 
 
 # === Tests of docker-compose.yml ===========================================================
@@ -609,21 +794,17 @@ def test_service_sets_only_smartoffice_variables(service):
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_service_environment_passes_validation(service, monkeypatch):
-    """The settings class accepts the values that docker-compose.yml sets."""
+def test_service_environment_passes_validation(service, deployment, monkeypatch):
+    """The settings class accepts the values that docker-compose.yml sets, with the files broker-init wrote."""
     module_name, _ = SETTINGS_CLASSES[service]
     if settings_class(service) is None:
         pytest.importorskip(module_name, reason=f"{module_name} does not exist yet")
     settings = settings_class(service)
 
-    # Container paths of bind mounts resolve to their host source, which exists here.
-    container_paths = {
-        mount.target: str((REPO_ROOT / mount.source).resolve()) for mount in service_mounts(service) if mount.is_bind
-    }
     for variable in [name for name in os.environ if name.startswith("SMARTOFFICE_")]:
         monkeypatch.delenv(variable)
-    for variable, value in service_environment(service).items():
-        monkeypatch.setenv(variable, container_paths.get(value, value))
+    for variable, value in compose_environment(service, deployment).items():
+        monkeypatch.setenv(variable, value)
 
     try:
         settings()
@@ -645,9 +826,257 @@ def test_platform_service_has_no_profile(service):
     assert not profiles, f"service {service} is in profiles {profiles}, so `docker compose up` skips it"
 
 
-def test_published_ports_are_api_and_mqtt_only():
-    """Only the API and MQTT are published on the host, so InfluxDB stays inside the compose network."""
+def test_published_ports_are_api_and_mqtt_tls_only():
+    """Only the API and MQTT over TLS are published, so plain MQTT and InfluxDB stay inside the compose network."""
     assert published_ports() == PUBLISHED_PORTS
+
+
+def test_broker_tls_listener_is_published():
+    tls_listener = broker_listeners()[1]
+    assert ("mosquitto", int(tls_listener)) in published_ports(), f"the TLS listener {tls_listener} is not published"
+
+
+def test_plain_mqtt_port_is_not_published():
+    """Passwords cross port 1883 in clear text, so only the compose network may reach it."""
+    plain_listener = broker_listeners()[0]
+    assert ("mosquitto", int(plain_listener)) not in published_ports(), f"port {plain_listener} is published"
+
+
+def test_node_broker_is_tls_listener():
+    """Provisioned nodes are told to connect to the published TLS listener, with TLS."""
+    environment = service_environment("api")
+    port = environment.get("SMARTOFFICE_NODE_BROKER_PORT")
+    tls_listener = broker_listeners()[1]
+    assert port == tls_listener, f"SMARTOFFICE_NODE_BROKER_PORT is {port!r}, the TLS listener is {tls_listener!r}"
+    tls = environment.get("SMARTOFFICE_NODE_BROKER_TLS")
+    assert tls == "true", f"SMARTOFFICE_NODE_BROKER_TLS is {tls!r}"
+
+
+def test_node_broker_host_is_required():
+    """The broker's public name comes from .env. Compose stops when it is unset, instead of giving nodes 'mosquitto'."""
+    value = service_environment("api").get("SMARTOFFICE_NODE_BROKER_HOST", "")
+    assert value.startswith("${SMARTOFFICE_NODE_BROKER_HOST:?"), f"SMARTOFFICE_NODE_BROKER_HOST is {value!r}"
+
+
+@pytest.mark.parametrize("service", sorted(load_compose()["services"]))
+def test_service_sets_no_secret_value(service):
+    """Secrets reach the services as files, never as values written into the compose file or its environment."""
+    variables = [
+        variable
+        for variable in service_environment(service)
+        if SECRET_VARIABLE.search(variable) and not variable.endswith("_FILE")
+    ]
+    assert not variables, f"service {service} sets secret variables: {variables}; use their *_FILE form"
+
+
+@pytest.mark.parametrize(
+    ("service", "variable"),
+    [
+        (name, variable)
+        for name in APP_SERVICES
+        for variable in service_environment(name)
+        if variable.endswith("_FILE") and SECRET_VARIABLE.search(variable)
+    ],
+)
+def test_secret_file_is_mounted(service, variable):
+    """Every password or key file lies in a volume or a secret that the service mounts."""
+    path = service_environment(service)[variable]
+    folder, _, file_name = path.rpartition("/")
+    in_secret = folder == SECRETS_MOUNT and file_name in service_secrets(service)
+    assert in_secret or volume_path(service, path) is not None, (
+        f"service {service}: {variable}={path} is in no mounted volume and no secret of the service"
+    )
+
+
+@pytest.mark.parametrize("service", sorted(load_compose()["services"]))
+def test_service_secret_is_declared(service):
+    declared = set(load_compose().get("secrets") or {})
+    undeclared = sorted(set(service_secrets(service).values()) - declared)
+    assert not undeclared, f"service {service} uses secrets not declared under 'secrets': {undeclared}"
+
+
+@pytest.mark.parametrize("name", sorted(load_compose().get("secrets") or {}))
+def test_secret_source_is_file_outside_image(name):
+    """The key files stay on the host: .dockerignore keeps them out of the image."""
+    source = (load_compose()["secrets"][name] or {}).get("file")
+    assert source, f"secret {name} has no 'file'; generate the key into a file on the host"
+    path = posixpath.normpath(source)
+    assert is_dockerignored(path), f"secret {name}: .dockerignore does not exclude {path}"
+
+
+@pytest.mark.parametrize("name", sorted(load_compose().get("secrets") or {}))
+def test_secret_source_is_ignored_by_git(name):
+    path = posixpath.normpath(load_compose()["secrets"][name]["file"])
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("git or the repository's .git folder is missing")
+    result = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO_ROOT, capture_output=True, timeout=30)
+    assert result.returncode == 0, f"secret {name}: git does not ignore {path}, so a key could be committed"
+
+
+# --- broker-init and the broker's files --------------------------------------------------
+
+
+def test_broker_init_runs_once():
+    """broker-init exits after its work, so a restart policy would run it in a loop."""
+    restart = compose_service(BROKER_INIT).get("restart")
+    assert restart == "no", f"service {BROKER_INIT}: restart is {restart!r}, expected 'no'"
+
+
+def test_broker_init_runs_repository_script():
+    command = service_command(BROKER_INIT)
+    mounts = {mount.target: mount for mount in service_mounts(BROKER_INIT)}
+    script = mounts.get(command[1] if len(command) > 1 else "")
+    assert script is not None and script.is_bind, f"{BROKER_INIT}: {command[1:2]} is not a bind-mounted file"
+    assert (REPO_ROOT / script.source).resolve() == REPO_ROOT / "broker" / "init_secrets.py"
+
+
+@pytest.mark.parametrize("service", BROKER_INIT_DEPENDENTS)
+def test_service_waits_for_broker_init(service):
+    """The broker needs the dynamic security file, the services their password files."""
+    depends_on = compose_service(service).get("depends_on") or {}
+    condition = (depends_on.get(BROKER_INIT) or {}).get("condition") if isinstance(depends_on, dict) else None
+    assert condition == "service_completed_successfully", (
+        f"service {service}: depends on {BROKER_INIT} with {condition!r}, expected service_completed_successfully"
+    )
+
+
+def test_broker_init_writes_broker_dynsec_file():
+    """broker-init writes the plugin file into the volume where the broker's plugin_opt_config_file points."""
+    written = volume_path(BROKER_INIT, command_options(BROKER_INIT)["--dynsec-file"][0])
+    read = volume_path("mosquitto", directive_value(BROKER_CONFIG, "plugin_opt_config_file"))
+    assert written is not None, f"{BROKER_INIT} writes the dynamic security file outside its volumes"
+    assert written == read, f"{BROKER_INIT} writes (volume, path) {written}, the broker reads {read}"
+
+
+@pytest.mark.parametrize(("service", "login"), sorted(SERVICE_LOGINS), ids=SERVICE_LOGIN_IDS)
+def test_service_password_file_comes_from_broker_init(service, login):
+    """The service's password file is the one broker-init writes for the identity the service logs in as."""
+    username_variable, file_variable, identity, username = SERVICE_LOGINS[(service, login)]
+    environment = service_environment(service)
+    assert environment.get(username_variable) == username, f"service {service}: {username_variable} is not {username}"
+
+    read = volume_path(service, environment.get(file_variable, ""))
+    written = {
+        volume_path(BROKER_INIT, path): written_identity
+        for path, written_identity in broker_init_destinations("--password-file").items()
+    }
+    assert read in written, f"service {service}: {file_variable} is no file that {BROKER_INIT} writes"
+    assert written[read] == identity, f"service {service}: {file_variable} holds the password of {written[read]}"
+
+
+def test_dead_letters_cli_uses_api_login(deployment, monkeypatch):
+    """``docker compose exec api smartoffice-dead-letters replay`` reads the ingest settings from the API's environment.
+
+    The ingest identity may not publish, so the documented replay runs in the API's container
+    and must log in as the API.
+    """
+    for variable in [name for name in os.environ if name.startswith("SMARTOFFICE_")]:
+        monkeypatch.delenv(variable)
+    environment = compose_environment("api", deployment)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+
+    settings = settings_class("ingest")()
+
+    assert settings.mqtt_username == API_USERNAME
+    password = Path(environment["SMARTOFFICE_MQTT_PASSWORD_FILE"]).read_text(encoding="utf-8").splitlines()[0]
+    assert settings.mqtt_password.get_secret_value() == password
+    assert str(settings.dead_letter_path) == environment["SMARTOFFICE_DEAD_LETTER_PATH"]
+
+
+def test_broker_healthcheck_reads_login_file():
+    """mosquitto_sub reads its options from $XDG_CONFIG_HOME/mosquitto_sub, which broker-init writes."""
+    folder = service_environment("mosquitto").get("XDG_CONFIG_HOME", "")
+    read = volume_path("mosquitto", posixpath.join(folder, "mosquitto_sub"))
+    written = {
+        volume_path(BROKER_INIT, path): identity
+        for path, identity in broker_init_destinations("--client-options-file").items()
+    }
+    assert read in written, f"mosquitto: XDG_CONFIG_HOME={folder!r} holds no mosquitto_sub file of {BROKER_INIT}"
+
+
+def test_broker_mounts_certificates_read_only():
+    folders = {posixpath.dirname(directive_value(BROKER_CONFIG, name)) for name in ("certfile", "keyfile")}
+    mounts = {mount.target.rstrip("/"): mount for mount in service_mounts("mosquitto")}
+    entries = {entry.split(":")[1]: entry for entry in compose_service("mosquitto")["volumes"] if isinstance(entry, str)}
+    for folder in folders:
+        assert folder in mounts and mounts[folder].is_bind, f"mosquitto: nothing from the host is mounted at {folder}"
+        assert entries[folder].endswith(":ro"), f"mosquitto: {entries[folder]} is writable"
+
+
+@pytest.mark.parametrize("directive", BROKER_PATH_DIRECTIVES)
+def test_broker_config_path_exists_in_deployment(directive, deployment):
+    """Every file the broker reads lies in a mount of the mosquitto service and exists after broker-init.
+
+    The certificate folder is the repository's broker/certs, where the operator installs
+    server.crt and server.key, so only the folder is checked for those.
+    """
+    value = directive_value(BROKER_CONFIG, directive).rstrip("/")
+    host = deployment.host_path("mosquitto", value)
+    assert host is not None, f"mosquitto: {directive} {value} is in no volume or bind mount"
+    expected = host.parent if directive in ("certfile", "keyfile") else host
+    assert expected.exists(), f"mosquitto: {directive} {value} is {expected} here, which does not exist"
+
+
+def test_broker_init_files_are_private(deployment):
+    """Every file broker-init writes has mode 0600, because each holds a password or a password hash."""
+    written = [command_options(BROKER_INIT)["--dynsec-file"][0], command_options(BROKER_INIT)["--credentials-file"][0]]
+    written += list(broker_init_destinations("--password-file")) + list(broker_init_destinations("--client-options-file"))
+    for path in written:
+        mode = stat.S_IMODE(deployment.host_path(BROKER_INIT, path).stat().st_mode)
+        assert mode == 0o600, f"{BROKER_INIT}: {path} has mode {mode:o}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="broker-init gives files to other users only as root")
+def test_broker_init_sets_owners(deployment):
+    """The broker (uid 1883) owns the dynamic security file, the services (uid 10001) their password files."""
+    options = command_options(BROKER_INIT)
+    broker_uid = int(options["--dynsec-owner"][0].split(":")[0])
+    service_uid = int(options["--owner"][0].split(":")[0])
+    dynsec = deployment.host_path(BROKER_INIT, options["--dynsec-file"][0])
+    assert dynsec.stat().st_uid == broker_uid, f"{dynsec} belongs to uid {dynsec.stat().st_uid}"
+    assert dynsec.parent.stat().st_uid == broker_uid, "the plugin cannot rewrite its file in a folder it does not own"
+    for path in broker_init_destinations("--password-file"):
+        owner = deployment.host_path(BROKER_INIT, path).stat().st_uid
+        assert owner == service_uid, f"{path} belongs to uid {owner}, expected {service_uid}"
+
+
+def test_broker_init_passwords_match_credentials(deployment):
+    options = command_options(BROKER_INIT)
+    identities = load_service_identities(deployment.host_path(BROKER_INIT, options["--credentials-file"][0]))
+    for path, identity in broker_init_destinations("--password-file").items():
+        text = deployment.host_path(BROKER_INIT, path).read_text(encoding="utf-8")
+        assert text == getattr(identities, identity).password + "\n", f"{path} does not hold the password of {identity}"
+
+
+def test_broker_init_keeps_existing_identities(tmp_path):
+    """A second run, as at every `docker compose up`, keeps the plugin file and the passwords."""
+    deployment = initialise_deployment(tmp_path)
+    options = command_options(BROKER_INIT)
+    dynsec = deployment.host_path(BROKER_INIT, options["--dynsec-file"][0])
+    password_files = [deployment.host_path(BROKER_INIT, path) for path in broker_init_destinations("--password-file")]
+    before = [dynsec.read_bytes()] + [path.read_bytes() for path in password_files]
+
+    result = run_broker_init(deployment)
+
+    assert result.returncode == 0, result.stderr
+    assert [dynsec.read_bytes()] + [path.read_bytes() for path in password_files] == before
+
+
+def test_broker_init_rejects_missing_credentials(tmp_path):
+    """Without the credentials file the passwords are unknown, and a new bootstrap would delete every node."""
+    deployment = initialise_deployment(tmp_path)
+    options = command_options(BROKER_INIT)
+    dynsec = deployment.host_path(BROKER_INIT, options["--dynsec-file"][0])
+    credentials = deployment.host_path(BROKER_INIT, options["--credentials-file"][0])
+    before = dynsec.read_bytes()
+    credentials.unlink()
+
+    result = run_broker_init(deployment)
+
+    assert result.returncode == 2
+    assert f"{credentials} with the service passwords is missing" in result.stderr
+    assert dynsec.read_bytes() == before
 
 
 def test_api_listens_on_published_port():
@@ -866,20 +1295,67 @@ def test_broker_config_rejects_anonymous(loopback_broker):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compose health check subscribes anonymously, which the broker rejects since the dynamic "
-    "security plugin is on; it needs a broker identity of its own in docker-compose.yml",
-)
 def test_broker_healthcheck_command_succeeds(loopback_broker):
-    """The compose health check of the broker, run against the loopback copy, exits with 0."""
+    """The compose health check, with the broker service's environment and broker-init's login file, exits with 0."""
     assert loopback_broker.wait_until_accepting(), f"mosquitto did not start:\n{loopback_broker.log()}"
 
-    command = [argument.replace("$$", "$") for argument in healthcheck_command("mosquitto")[1:]]
-    command[0] = find_executable(command[0])
-    command[command.index("-p") + 1] = str(loopback_broker.port)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, f"{shlex.join(command)} exited with {result.returncode}: {result.stderr}"
+    environment = dict(os.environ, **compose_environment("mosquitto", loopback_broker.deployment))
+    result = run_broker_healthcheck(loopback_broker, environment)
+
+    assert result.returncode == 0, f"the health check exited with {result.returncode}: {result.stderr}"
+
+
+@pytest.mark.integration
+def test_broker_healthcheck_fails_without_login(loopback_broker, tmp_path):
+    """Without the login file the health check connects anonymously, which the broker rejects."""
+    assert loopback_broker.wait_until_accepting(), f"mosquitto did not start:\n{loopback_broker.log()}"
+
+    empty = tmp_path / "no-login"
+    empty.mkdir()
+    result = run_broker_healthcheck(loopback_broker, dict(os.environ, XDG_CONFIG_HOME=str(empty)))
+
+    assert result.returncode != 0, "the health check succeeded without a login"
+    assert "not authorised" in result.stderr, result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("service", "login"), sorted(SERVICE_LOGINS), ids=SERVICE_LOGIN_IDS)
+def test_service_login_accepted_by_broker(loopback_broker, service, login):
+    """The user name and password file that docker-compose.yml gives a service log in on the production config."""
+    assert loopback_broker.wait_until_accepting(), f"mosquitto did not start:\n{loopback_broker.log()}"
+    username_variable, file_variable, _, _ = SERVICE_LOGINS[(service, login)]
+    environment = compose_environment(service, loopback_broker.deployment)
+    password = Path(environment[file_variable]).read_text(encoding="utf-8").splitlines()[0]
+
+    probe = connect_probe(loopback_broker.port, environment[username_variable], password)
+    probe.close()
+
+    assert not probe.connack.is_failure, f"service {service}: the broker rejected {login} login: {probe.connack}"
+
+
+@pytest.mark.integration
+def test_tls_listener_accepts_service_login(loopback_broker):
+    """An edge node's path: MQTT over TLS on the second listener, verified against the CA, with a login."""
+    assert loopback_broker.wait_until_accepting(), f"mosquitto did not start:\n{loopback_broker.log()}"
+    environment = compose_environment("ingest", loopback_broker.deployment)
+    password = Path(environment["SMARTOFFICE_MQTT_PASSWORD_FILE"]).read_text(encoding="utf-8").splitlines()[0]
+
+    probe = connect_probe(
+        loopback_broker.tls_port, environment["SMARTOFFICE_MQTT_USERNAME"], password, cafile=loopback_broker.pki.ca_cert
+    )
+    probe.close()
+
+    assert not probe.connack.is_failure, f"the TLS listener rejected the ingest login: {probe.connack}"
+
+
+@pytest.mark.integration
+def test_tls_listener_rejects_anonymous(loopback_broker):
+    assert loopback_broker.wait_until_accepting(), f"mosquitto did not start:\n{loopback_broker.log()}"
+
+    probe = connect_probe(loopback_broker.tls_port, cafile=loopback_broker.pki.ca_cert)
+    probe.close()
+
+    assert str(probe.connack) == "Not authorized"
 
 
 @pytest.mark.integration
