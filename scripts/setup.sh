@@ -14,7 +14,9 @@ fi
 
 # Debian/Ubuntu packages. The apt packages may also start system services on ports 1883
 # and 8086; the platform's own processes use other ports (see README), so both can run.
-apt_packages=(mosquitto mosquitto-clients influxdb influxdb-client python3 python3-venv python3-pip)
+# PostgreSQL's server binaries let the tests run the registry on a real PostgreSQL (the
+# platform itself uses SQLite unless SMARTOFFICE_DATABASE_URL names a PostgreSQL server).
+apt_packages=(mosquitto mosquitto-clients influxdb influxdb-client postgresql python3 python3-venv python3-pip)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
