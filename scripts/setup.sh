@@ -12,8 +12,8 @@ if [ "$(id -u)" != 0 ]; then
     sudo_cmd=(sudo)
 fi
 
-# Debian/Ubuntu packages. The apt packages may also start system services on ports 1883
-# and 8086; the platform's own processes use other ports (see README), so both can run.
+# Debian/Ubuntu packages. The apt packages may also start system services on ports 1883,
+# 8086 and 5432; the platform's own processes use other ports (see README), so both can run.
 # PostgreSQL's server binaries let the tests run the registry on a real PostgreSQL (the
 # platform itself uses SQLite unless SMARTOFFICE_DATABASE_URL names a PostgreSQL server).
 apt_packages=(mosquitto mosquitto-clients influxdb influxdb-client postgresql python3 python3-venv python3-pip)
