@@ -188,7 +188,7 @@ HoursOfDay = Callable[[date], tuple[time, time] | None]
 def office_hours(day: date) -> tuple[time, time] | None:
     """Return the fixed default opening and closing time of ``day``, or None at the weekend.
 
-    This schedule knows no holidays; the energy report passes each OPD's own calendar
+    This schedule has no holidays. The energy report passes each OPD's own calendar
     (``api.office_hours.WorkdayCalendar.hours_of``) instead.
     """
     return OFFICE_HOURS.get(day.weekday())

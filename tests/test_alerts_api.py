@@ -1,9 +1,9 @@
 """Alerts against real processes: comfort limits, offline devices and nodes, acknowledgement,
 node states and configuration round trips through the API.
 
-The module runs its own API process on the pipeline's broker, with short timeouts (device
-offline after 8 s, node after 6 s, a check every second) and comfort limits at all hours, so
-the tests do not depend on the time of day they run at.
+The module runs its own API process on the pipeline's broker, with short timeouts: device
+offline after 8 s, node after 6 s, a check every second. Its comfort limits apply at all
+hours, so the tests do not depend on the time of day they run at.
 """
 
 import json

@@ -1,8 +1,8 @@
 """Node configuration through the API, applied by a real edge agent, and its report back.
 
 The edge agent runs as ``python -m edge`` with a ``json`` adapter on an office broker of its
-own; the session broker plays the central one, shared with an API process that has the alert
-monitor (which records node states and configuration reports).
+own. The session broker plays the central one. An API process on it runs the alert monitor,
+which records node states and configuration reports.
 """
 
 import json
