@@ -14,6 +14,7 @@ Usage: ``python bench/overview_latency.py [--opds 40] [--days 30] [--requests 30
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -28,9 +29,14 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from api.security.principals import Role  # noqa: E402
+from api.security.users_cli import create_user  # noqa: E402
 from devstack import InfluxServer, ManagedProcess, free_port  # noqa: E402
+from registry.db import make_engine, session_factory  # noqa: E402
+from registry.migrate import upgrade  # noqa: E402
 
 DATABASE = "bench"
+BENCH_USER = "bench-leadership"
 BATCH_POINTS = 10_000
 STEP_MS = 15 * 60_000
 NODES_PER_OPD = 5
@@ -166,8 +172,14 @@ def main() -> int:
             print(f"wrote {points:,} points in {write_s:.1f} s ({points / write_s:,.0f} points/s)")
 
             api_port = free_port()
+            database_url = f"sqlite:///{folder / 'registry.sqlite3'}"
+            password = secrets.token_urlsafe(24)
+            _create_reader(database_url, password)
             env = dict(
                 os.environ,
+                SMARTOFFICE_DATABASE_URL=database_url,
+                SMARTOFFICE_JWT_SECRET=secrets.token_hex(32),
+                SMARTOFFICE_PSEUDONYM_KEY=secrets.token_hex(32),
                 SMARTOFFICE_INFLUX_URL=influx.url,
                 SMARTOFFICE_INFLUX_DB=DATABASE,
                 SMARTOFFICE_API_PORT=str(api_port),
@@ -184,7 +196,12 @@ def main() -> int:
 
             latencies_ms = []
             body_bytes = 0
-            with httpx.Client(timeout=60.0) as client:
+            token = httpx.post(
+                f"http://127.0.0.1:{api_port}/api/v1/auth/token",
+                data={"username": BENCH_USER, "password": password},
+                timeout=30.0,
+            ).json()["access_token"]
+            with httpx.Client(timeout=60.0, headers={"Authorization": f"Bearer {token}"}) as client:
                 client.get(url).raise_for_status()  # warm-up
                 for _ in range(args.requests):
                     began = time.perf_counter()
@@ -205,9 +222,20 @@ def main() -> int:
     return 0
 
 
-def _responds(url: str) -> bool:
+def _create_reader(database_url: str, password: str) -> None:
+    """Add the leadership user the benchmark logs in as: read-only, every OPD."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
     try:
-        return httpx.get(url, timeout=30.0).status_code == 200
+        create_user(session_factory(engine), BENCH_USER, Role.LEADERSHIP, [], "", password, "cli:bench")
+    finally:
+        engine.dispose()
+
+
+def _responds(url: str) -> bool:
+    """Return True once the API serves requests; the overview itself needs a login."""
+    try:
+        return httpx.get(url.replace("/api/v1/overview", "/openapi.json"), timeout=30.0).status_code == 200
     except httpx.HTTPError:
         return False
 
