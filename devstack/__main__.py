@@ -9,6 +9,10 @@ The broker runs with the dynamic security plugin and rejects anonymous clients. 
 service and the API log in with identities of their own, and every catalogue node is
 provisioned with its own password, which the simulator reads from the node credentials file
 (see ``devstack.broker_identities``).
+
+The nodes of ``SMARTOFFICE_EDGE_NODES`` run as real edge agents that read simulated devices in
+their own protocols, each office with its own broker (see ``devstack.edge_offices``). The
+simulator leaves those nodes out, so no node is published twice.
 """
 
 import argparse
@@ -30,6 +34,7 @@ from registry.dynsec import DynsecClient, DynsecError
 from registry.provisioning import ProvisioningError
 
 from .broker_identities import BrokerFiles, prepare_service_identities, provision_catalogue_nodes
+from .edge_offices import EdgeOffice, EdgeOfficeError, parse_edge_nodes
 from .influxdb import InfluxServer
 from .mosquitto import MosquittoServer
 from .process import ManagedProcess, ProcessError
@@ -53,6 +58,11 @@ class LocalSettings(BaseSettings):
     influx_db: str = Field("smartoffice", description="InfluxDB database")
     catalogue_file: Path = Field(
         REPO_ROOT / "config" / "regency.yaml", description="Catalogue whose nodes get broker credentials"
+    )
+    edge_nodes: str = Field(
+        "setda/gw-01,dinkes/gw-01",
+        description="Comma-separated '<opd>/<node>' catalogue nodes that run as real edge agents with simulated "
+        "protocol devices, instead of being simulated directly. Empty: none",
     )
 
     @property
@@ -120,16 +130,23 @@ def _with_login(env: dict[str, str], credentials: ServiceCredentials) -> dict[st
 
 
 def _service_envs(
-    settings: LocalSettings, base: dict[str, str], identities: ServiceIdentities, files: BrokerFiles
+    settings: LocalSettings,
+    base: dict[str, str],
+    identities: ServiceIdentities,
+    files: BrokerFiles,
+    edge_nodes: list[str],
 ) -> dict[str, dict[str, str]]:
     """Return the environment of each service, each with its own broker login.
 
     The API also gets the admin login, for its node provisioning routes. The simulator gets
     no shared login, so a node missing from the credentials file is rejected by the broker.
+    It leaves out the ``edge_nodes`` (``<opd>/<node>``), whose edge agents use their client ids.
     """
     shared_login = ("SMARTOFFICE_MQTT_USERNAME", "SMARTOFFICE_MQTT_PASSWORD")
     simulator = {key: value for key, value in base.items() if key not in shared_login}
     simulator["SMARTOFFICE_SIM_CREDENTIALS_FILE"] = str(files.nodes_file)
+    excluded = [entry for entry in (base.get("SMARTOFFICE_SIM_EXCLUDE_NODES", ""), *edge_nodes) if entry]
+    simulator["SMARTOFFICE_SIM_EXCLUDE_NODES"] = ",".join(excluded)
     return {
         "ingest": _with_login(base, identities.ingest),
         "api": dict(
@@ -158,6 +175,22 @@ def _api_ready(port: int) -> bool:
         return False
 
 
+def _edge_offices(args: argparse.Namespace, settings: LocalSettings, mosquitto: MosquittoServer) -> list[EdgeOffice]:
+    """Return the offices of ``SMARTOFFICE_EDGE_NODES``, none with ``--no-sim``.
+
+    Raises:
+        CatalogueError: the catalogue cannot be loaded.
+        EdgeOfficeError: the setting names a node that is not in the catalogue.
+    """
+    if args.no_sim:
+        return []
+    catalogue = load_catalogue(settings.catalogue_file)
+    return [
+        EdgeOffice(opd, node, settings.local_dir, mosquitto, catalogue.regency.timezone, args.interval_s, seed=index)
+        for index, (opd, node) in enumerate(parse_edge_nodes(settings.edge_nodes, catalogue), start=1)
+    ]
+
+
 def run(args: argparse.Namespace, settings: LocalSettings) -> int:
     """Start every process, wait for Ctrl-C or a failure, stop every process."""
     logs = settings.local_dir / "logs"
@@ -169,7 +202,14 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
         return 1
     mosquitto = MosquittoServer(settings.local_dir / "mosquitto", settings.mqtt_port, dynsec_file=files.dynsec_file)
     influx = InfluxServer(settings.local_dir / "influxdb", settings.influx_port, settings.influx_rpc_port)
-    envs = _service_envs(settings, _service_env(settings, influx, mosquitto), identities, files)
+    try:
+        offices = _edge_offices(args, settings, mosquitto)
+    except (CatalogueError, EdgeOfficeError) as exc:
+        logger.error("cannot start the platform: %s", exc)
+        return 1
+    envs = _service_envs(
+        settings, _service_env(settings, influx, mosquitto), identities, files, [office.key for office in offices]
+    )
     python = sys.executable
 
     services = [
@@ -189,6 +229,7 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
         )
 
     started: list = []
+    watched: list[ManagedProcess] = list(services)
     stop_requested = False
 
     def request_stop(signum, frame) -> None:
@@ -213,6 +254,12 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
             started.append(service)
             if service.name == "api":
                 service.wait_ready(lambda: _api_ready(settings.api_port), timeout_s=30)
+        for office in offices:
+            office.prepare(files.nodes_file)
+            for child in office.processes:
+                child.start()
+                started.append(child)
+            watched.extend([office.broker.process, office.agent, office.devices])
 
         print(
             f"\nKantor Pintar is running.\n"
@@ -221,18 +268,19 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
             f"  InfluxDB:   {influx.url}  database {settings.influx_db!r}\n"
             f"  Metrics:    http://127.0.0.1:{settings.metrics_port}/metrics\n"
             f"  Data, logs: {settings.local_dir}\n"
-            f"Press Ctrl-C to stop.\n",
+            + _edge_banner(offices, logs)
+            + "Press Ctrl-C to stop.\n",
             flush=True,
         )
 
         while not stop_requested:
-            failed = next((s for s in services if not s.running()), None)
+            failed = next((s for s in watched if not s.running()), None)
             if failed is not None:
                 logger.error("%s exited; stopping the platform. End of %s:\n%s", failed.name, failed.log_path, failed.log_tail())
                 exit_code = 1
                 break
             time.sleep(0.5)
-    except (ProcessError, DynsecError, ProvisioningError, CatalogueError, BootstrapError, OSError) as exc:
+    except (ProcessError, DynsecError, ProvisioningError, CatalogueError, BootstrapError, EdgeOfficeError, OSError) as exc:
         logger.error("cannot start the platform: %s", exc)
         exit_code = 1
     finally:
@@ -241,6 +289,13 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
             process.stop()
         logger.info("stopped")
     return exit_code
+
+
+def _edge_banner(offices: list[EdgeOffice], logs: Path) -> str:
+    if not offices:
+        return ""
+    nodes = ", ".join(office.key for office in offices)
+    return f"  Edge nodes: {nodes}  (logs: {logs}/edge-*.log and devices-*.log)\n"
 
 
 def main(argv: list[str] | None = None) -> int:

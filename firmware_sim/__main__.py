@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     except UnknownOpdError as exc:
         logger.error("%s (catalogue %s)", exc, settings.catalogue_file)
         return 2
+    if settings.excluded_nodes:
+        _exclude_nodes(regency, settings.excluded_nodes)
 
     credentials = {}
     if settings.sim_credentials_file is not None:
@@ -189,6 +191,20 @@ def main(argv: list[str] | None = None) -> int:
 
     timeline = Timeline(regency, start_ms, args.interval_s)
     return _run(args, settings, regency, timeline, clock, zone, stop, credentials)
+
+
+def _exclude_nodes(regency, excluded: set[tuple[str, str]]) -> None:
+    """Drop the ``excluded`` nodes from ``regency``, so that another publisher can own their client ids."""
+    simulated = {(node.opd, node.node) for node in regency.nodes}
+    regency.nodes = [node for node in regency.nodes if (node.opd, node.node) not in excluded]
+    skipped = sorted(f"{opd}/{node}" for opd, node in excluded & simulated)
+    unknown = sorted(f"{opd}/{node}" for opd, node in excluded - simulated)
+    if skipped:
+        logger.info("not simulating %d nodes of SMARTOFFICE_SIM_EXCLUDE_NODES: %s", len(skipped), ", ".join(skipped))
+    if unknown:
+        logger.warning(
+            "SMARTOFFICE_SIM_EXCLUDE_NODES lists nodes that are not simulated anyway: %s", ", ".join(unknown)
+        )
 
 
 def _start_ms(args: argparse.Namespace, clock: WallClock, zone: ZoneInfo) -> int:

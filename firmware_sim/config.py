@@ -33,6 +33,11 @@ class SimSettings(BaseSettings):
         "mqtt_username and mqtt_password",
     )
     mqtt_keepalive_s: int = Field(30, ge=5, description="MQTT keepalive interval, s")
+    sim_exclude_nodes: str = Field(
+        "",
+        description="Comma-separated '<opd>/<node>' nodes not to simulate, e.g. because a real edge agent "
+        "publishes as them. Empty: simulate every node",
+    )
 
     sim_status_interval_s: float = Field(60.0, gt=0, description="Interval of the retained online status, s")
     sim_reconnect_min_delay_s: int = Field(
@@ -70,6 +75,23 @@ class SimSettings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"SMARTOFFICE_LOG_LEVEL={value!r} is invalid: use DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("sim_exclude_nodes")
+    @classmethod
+    def _node_keys(cls, value: str) -> str:
+        for key in filter(None, (part.strip() for part in value.split(","))):
+            opd, _, node = key.partition("/")
+            if not opd or not node or "/" in node:
+                raise ValueError(
+                    f"SMARTOFFICE_SIM_EXCLUDE_NODES entry {key!r} is invalid: use '<opd>/<node>', e.g. dinkes/gw-01"
+                )
+        return value
+
+    @property
+    def excluded_nodes(self) -> set[tuple[str, str]]:
+        """Nodes of ``sim_exclude_nodes`` as ``(opd, node)`` pairs."""
+        keys = filter(None, (part.strip() for part in self.sim_exclude_nodes.split(",")))
+        return {tuple(key.split("/", 1)) for key in keys}
 
     @model_validator(mode="after")
     def _password_needs_username(self):
