@@ -23,6 +23,7 @@ Usage: ``python bench/ingest_throughput.py [--messages 200000] [--scenario all] 
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,8 @@ def ingest_process(folder: Path, mosquitto: MosquittoServer, influx: InfluxServe
         SMARTOFFICE_MQTT_CLIENT_ID="bench-ingest",
         SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
         SMARTOFFICE_MAX_AGE_DAYS="36500",
+        # Attendance employee ids are stored as keyed pseudonyms, as in production.
+        SMARTOFFICE_PSEUDONYM_KEY=secrets.token_hex(32),
         SMARTOFFICE_ACK_AFTER_WRITE="true" if guarantee else "false",
     )
     log = folder / f"ingest-{time.monotonic_ns()}.log"
