@@ -6,19 +6,17 @@ For each node of ``SMARTOFFICE_EDGE_NODES`` the local platform starts three chil
   accepts anonymous clients;
 * ``python -m firmware_sim.protocol_devices``: an SDM630 and an SDM120 behind one Modbus TCP
   server and a ZKTeco terminal that pushes punches to the agent's ADMS port. A Tasmota plug,
-  Shelly Gen1 and Gen2 plugs and a Zigbee2MQTT room sensor publish on the office broker;
+  Shelly Gen1 and Gen2 plugs and a Zigbee2MQTT bridge with one sensor per room sensor of the
+  node publish on the office broker;
 * ``python -m edge`` with the configuration ``<local dir>/edge/<opd>-<node>/edge.yaml``, written
   at every start. It logs in to the central broker with the node's user name, password and
   client id from the node credentials file, as a real node would.
 
 Every office has a broker of its own, because the simulated devices use the same topics in
 every office. Device ids follow the catalogue where the node has a matching device: the
-SDM630 is the node's energy meter, the Zigbee2MQTT sensor one of its room sensors, and the
+SDM630 is the node's energy meter, the Zigbee2MQTT sensors are its room sensors, and the
 terminal its attendance terminal. The SDM120 and the plugs keep the simulator's ids, which
 the catalogue does not list.
-
-NOTE: the node's other room sensors have no simulated device, so they send no readings while
-their node runs as an edge agent.
 
 The ports of the office broker, the Modbus server and the ADMS server are chosen free at the
 first start and kept in ``ports.json`` next to ``edge.yaml``. A remote configuration that the
@@ -200,6 +198,7 @@ class EdgeOffice:
             "--interval-s", f"{self.interval_s:g}",
             "--timezone", self.timezone,
             "--seed", str(self.seed),
+            "--zigbee-sensors", str(max(len(self._room_sensors()), 1)),
         ]  # fmt: skip
 
     def _adapters(self, device_arguments: list[str]) -> list[dict]:
@@ -211,15 +210,17 @@ class EdgeOffice:
         arguments = protocol_devices.build_parser().parse_args(device_arguments)
         adapters = protocol_devices.adapter_config(arguments)
         meter = self._first_device(DeviceKind.ENERGY_METER)
-        sensor = self._room_sensor()
+        sensors = self._room_sensors()
         terminal = self._first_device(DeviceKind.ATTENDANCE_TERMINAL)
 
         for adapter in adapters:
             if adapter["type"] == "modbus_sdm" and meter is not None:
                 sdm630 = next(entry for entry in adapter["meters"] if entry["model"] == "sdm630")
                 sdm630.update(device=meter.id, circuit=meter.circuit)
-            elif adapter["type"] == "zigbee2mqtt" and sensor is not None:
-                adapter["devices"][0].update(device=sensor.id, room=sensor.room)
+            elif adapter["type"] == "zigbee2mqtt":
+                # One simulated Zigbee sensor per catalogue room sensor of the node, in order.
+                for entry, sensor in zip(adapter["devices"], sensors):
+                    entry.update(device=sensor.id, room=sensor.room)
             elif adapter["type"] == "zkteco_adms":
                 adapter["dedup_db_path"] = str(self.folder / "data" / "adms-punches.sqlite3")
                 if terminal is not None:
@@ -229,10 +230,9 @@ class EdgeOffice:
     def _first_device(self, kind: DeviceKind):
         return next((device for device in self.node.devices if device.kind is kind), None)
 
-    def _room_sensor(self):
-        """Return the node's room sensor of a meeting room (``rapat`` in its room id), else its first one."""
-        sensors = [device for device in self.node.devices if device.kind is DeviceKind.ROOM_SENSOR]
-        return next((device for device in sensors if "rapat" in device.room), sensors[0] if sensors else None)
+    def _room_sensors(self):
+        """Return the node's room sensors, in catalogue order."""
+        return [device for device in self.node.devices if device.kind is DeviceKind.ROOM_SENSOR]
 
     def _write_config(self, credentials: dict, adapters: list[dict]) -> None:
         password_file = self.folder / "mqtt-password"

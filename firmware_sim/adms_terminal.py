@@ -82,12 +82,15 @@ class AdmsTerminal:
         return options
 
     async def push_attlog(self, punches: list[SimulatedPunch | str]) -> httpx.Response:
-        """Upload one ``ATTLOG`` batch, sending it again after a timeout, up to ``max_attempts`` times.
+        """Upload one ``ATTLOG`` batch, sending it again after a timeout or a broken connection,
+        up to ``max_attempts`` times.
 
-        Items may be ``SimulatedPunch`` objects or raw record lines (to send malformed ones).
+        Items may be ``SimulatedPunch`` objects or raw record lines (to send malformed ones). A
+        broken connection is the usual race of HTTP keep-alive: the server closed an idle
+        connection just as the terminal sent on it.
 
         Raises:
-            httpx.TimeoutException: every attempt timed out.
+            httpx.TransportError: every attempt timed out or lost its connection.
         """
         lines = [punch.attlog_line() if isinstance(punch, SimulatedPunch) else punch for punch in punches]
         body = "".join(line + "\r\n" for line in lines).encode()
@@ -99,12 +102,13 @@ class AdmsTerminal:
                 response = await self._http().post(
                     "/iclock/cdata", params=params, content=body, headers={"Content-Type": "text/plain"}
                 )
-            except httpx.TimeoutException:
+            except httpx.TransportError as exc:
                 if attempt == self.max_attempts:
                     raise
                 logger.info(
-                    "terminal %s: upload timed out, sending the batch again (attempt %d)",
+                    "terminal %s: upload failed (%s), sending the batch again (attempt %d)",
                     self.serial_number,
+                    type(exc).__name__,
                     attempt + 1,
                 )
                 continue

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated values (default: 1)")
     parser.add_argument(
+        "--zigbee-sensors", type=int, default=1, help="room sensors behind the Zigbee2MQTT bridge (default: 1)"
+    )
+    parser.add_argument(
         "--print-adapter-config", action="store_true", help="print the matching edge adapter entries and exit"
     )
     return parser
@@ -81,7 +84,10 @@ def adapter_config(args: argparse.Namespace) -> list[dict]:
         {"generation": 1, "topic_prefix": f"shellies/{SHELLY_GEN1_ID}", "device": "plug-pantry"},
     ]
     tasmota_devices = [{"topic": TASMOTA_TOPIC, "device": "plug-printer", "circuit": "office-1"}]
-    zigbee_devices = [{"friendly_name": ZIGBEE_SENSOR, "device": "sensor-th-01", "room": "ruang-rapat"}]
+    zigbee_devices = [
+        {"friendly_name": name, "device": f"sensor-th-{index + 1:02d}", "room": "ruang-rapat"}
+        for index, name in enumerate(zigbee_sensor_names(args.zigbee_sensors))
+    ]
     terminals = [{"serial_number": TERMINAL_SERIAL, "device": "terminal-lobby"}]
 
     return [
@@ -113,16 +119,22 @@ def adapter_config(args: argparse.Namespace) -> list[dict]:
     ]
 
 
+def zigbee_sensor_names(count: int) -> list[str]:
+    """Return the Zigbee2MQTT friendly names of ``count`` simulated room sensors; the first is ``ZIGBEE_SENSOR``."""
+    return [ZIGBEE_SENSOR] + [f"ruang-{index + 1:02d}/th-{index + 1:02d}" for index in range(1, max(count, 1))]
+
+
 class MqttOffice:
     """The MQTT devices of one office, with counters that rise between readings."""
 
-    def __init__(self, host: str, port: int, zone: ZoneInfo, rng: random.Random) -> None:
+    def __init__(self, host: str, port: int, zone: ZoneInfo, rng: random.Random, zigbee_sensors: int = 1) -> None:
         self.zone = zone
         self.rng = rng
         self.tasmota = TasmotaDevice(host, port, TASMOTA_TOPIC)
         self.gen2 = ShellyGen2Device(host, port, SHELLY_GEN2_PREFIX)
         self.gen1 = ShellyGen1Device(host, port, SHELLY_GEN1_ID)
         self.bridge = Zigbee2MqttBridge(host, port, ZIGBEE_BASE_TOPIC)
+        self.sensor_names = zigbee_sensor_names(zigbee_sensors)
         self.devices = (self.tasmota, self.gen2, self.gen1, self.bridge)
         self.tasmota_kwh = 152.346
         self.gen2_wh = 15230.412
@@ -154,11 +166,12 @@ class MqttOffice:
         self.gen1.publish_power(round(gen1_w, 2))
         self.gen1.publish_energy(self.gen1_watt_minutes)
 
-        self.bridge.publish_device_state(
-            ZIGBEE_SENSOR,
-            {"temperature": round(self.rng.uniform(23, 27), 2), "humidity": round(self.rng.uniform(55, 70), 1),
-             "co2": self.rng.randint(450, 900), "battery": 87, "linkquality": 120},
-        )  # fmt: skip
+        for name in self.sensor_names:
+            self.bridge.publish_device_state(
+                name,
+                {"temperature": round(self.rng.uniform(23, 27), 2), "humidity": round(self.rng.uniform(55, 70), 1),
+                 "co2": self.rng.randint(450, 900), "battery": 87, "linkquality": 120},
+            )  # fmt: skip
 
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -166,6 +179,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     zone = ZoneInfo(args.timezone)
     rng = random.Random(args.seed)
     server = office = terminal = None
+    pending_punches: list[SimulatedPunch] = []
 
     if args.modbus_port:
         meters = [
@@ -175,7 +189,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
         server = SdmModbusServer(meters, args.modbus_port, args.modbus_host)
         await server.start()
     if args.mqtt_port:
-        office = MqttOffice(args.mqtt_host, args.mqtt_port, zone, rng)
+        office = MqttOffice(args.mqtt_host, args.mqtt_port, zone, rng, args.zigbee_sensors)
         office.start()
     if args.adms_url:
         terminal = AdmsTerminal(args.adms_url, TERMINAL_SERIAL)
@@ -187,7 +201,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
             if office is not None:
                 office.publish(args.interval_s)
             if terminal is not None:
-                await _push_punch(terminal, zone, rng)
+                await _push_punch(terminal, pending_punches, zone, rng)
             try:
                 await asyncio.wait_for(stop.wait(), args.interval_s)
             except TimeoutError:
@@ -202,18 +216,36 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
         logger.info("simulated devices stopped")
 
 
-async def _push_punch(terminal: AdmsTerminal, zone: ZoneInfo, rng: random.Random) -> None:
+MAX_PENDING_PUNCHES = 10_000
+"""Punches the simulated terminal keeps until the server confirms them, like a terminal's log memory."""
+
+
+async def _push_punch(terminal: AdmsTerminal, pending: list[SimulatedPunch], zone: ZoneInfo, rng: random.Random) -> None:
+    """Record a new punch and upload every punch the server has not confirmed with ``OK`` yet.
+
+    A real terminal keeps its records until the server acknowledges them, so a failed upload
+    loses nothing: the punches go again with the next upload.
+    """
     local_now = datetime.now(zone).replace(tzinfo=None, microsecond=0)
-    punch = SimulatedPunch(rng.choice(EMPLOYEE_PINS), local_now, status=rng.choice((0, 1)))
+    pending.append(SimulatedPunch(rng.choice(EMPLOYEE_PINS), local_now, status=rng.choice((0, 1))))
+    del pending[:-MAX_PENDING_PUNCHES]
     try:
-        response = await terminal.push_attlog([punch])
+        response = await terminal.push_attlog(pending)
     except httpx.HTTPError as exc:
-        logger.warning("terminal %s: upload failed (%s), retrying with the next punch", terminal.serial_number, exc)
-        return
-    if response.text != "OK":
         logger.warning(
-            "terminal %s: server replied %d %r", terminal.serial_number, response.status_code, response.text[:80]
+            "terminal %s: upload failed (%s); %d punches kept for the next upload", terminal.serial_number, exc, len(pending)
         )
+        return
+    if response.status_code == 200 and response.text.strip().startswith("OK"):
+        pending.clear()
+        return
+    logger.warning(
+        "terminal %s: server replied %d %r; %d punches kept for the next upload",
+        terminal.serial_number,
+        response.status_code,
+        response.text[:80],
+        len(pending),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

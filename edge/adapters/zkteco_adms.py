@@ -342,6 +342,9 @@ class AdmsAdapter(Adapter):
             lifespan="off",
             log_config=None,
             access_log=False,
+            # Longer than the terminals' upload interval, so an idle connection is rarely closed
+            # just as a terminal sends on it (uvicorn's default is 5 s).
+            timeout_keep_alive=75,
             timeout_graceful_shutdown=5,
         )
         server = _EmbeddedServer(config)
