@@ -154,14 +154,23 @@ def count_devices(
     node_states: dict[str, str],
     now_ms: int,
     offline_after_ms: int,
+    event_devices: set[tuple[str, str]] = frozenset(),
 ) -> DeviceCounts:
     """Count an OPD's known, online and offline devices, keyed by (node, device).
 
     ``last_seen_ms`` contains the newest point of each device that sent one within the lookback,
-    ``node_states`` the newest ``node_status`` state of each node.
+    ``node_states`` the newest ``node_status`` state of each node. ``event_devices`` (attendance
+    terminals) are silent whenever nobody punches, so one also counts as online while its node's
+    newest state is online, as the alert monitor judges them.
     """
     known = catalogue_devices | set(last_seen_ms)
-    online = sum(1 for key in known if key in last_seen_ms and now_ms - last_seen_ms[key] <= offline_after_ms)
+
+    def is_online(key: tuple[str, str]) -> bool:
+        if key in last_seen_ms and now_ms - last_seen_ms[key] <= offline_after_ms:
+            return True
+        return key in event_devices and node_states.get(key[0]) == "online"
+
+    online = sum(1 for key in known if is_online(key))
     offline_nodes = sorted(node for node, state in node_states.items() if state == "offline")
     return DeviceCounts(known=len(known), online=online, offline=len(known) - online, offline_nodes=offline_nodes)
 

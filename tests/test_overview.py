@@ -168,3 +168,15 @@ def test_comfort_breaches_lists_each_limit():
     assert breaches[0].excess == pytest.approx(0.5)
     assert breaches[1].excess == pytest.approx(1 / 27)
     assert breaches[2].excess == pytest.approx(0.1)
+
+
+def test_silent_terminal_counts_online_while_node_up():
+    from api.overview import count_devices
+
+    terminal = ("gw-01", "absen-01")
+    meter = ("gw-01", "meter-01")
+    counts = count_devices({terminal, meter}, {meter: NOW_MS - 60_000}, {"gw-01": "online"}, NOW_MS, 900_000, {terminal})
+    assert (counts.known, counts.online, counts.offline) == (2, 2, 0)
+
+    down = count_devices({terminal, meter}, {meter: NOW_MS - 60_000}, {"gw-01": "offline"}, NOW_MS, 900_000, {terminal})
+    assert (down.online, down.offline) == (1, 1)

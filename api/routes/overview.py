@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from contract.catalogue import Opd
+from contract.catalogue import DeviceKind, Opd
 from contract.storage import MEASUREMENT_BY_STREAM
 
 from .. import overview
@@ -140,7 +140,7 @@ async def read_overview(
     rules = getattr(request.app.state, "alert_rules", None)
     devices_answer, nodes_answer, punches_answer, *energy_answers = answers
 
-    last_seen, room_readings = _collect_devices(devices_answer)
+    last_seen, room_readings, attendance_devices = _collect_devices(devices_answer)
     node_states = _collect_node_states(nodes_answer)
     punched = {series.tags.get("opd", ""): int(series.rows[0]["punched"]) for series in punches_answer if series.rows}
     meters = [_collect_meters(answer) for answer in energy_answers]
@@ -156,8 +156,14 @@ async def read_overview(
         if not principal.may_see_opd(opd_id):
             continue
         catalogue_devices = set() if isinstance(entry, str) else _catalogue_devices(entry)
+        terminals = set() if isinstance(entry, str) else _catalogue_devices(entry, DeviceKind.ATTENDANCE_TERMINAL)
         counts = overview.count_devices(
-            catalogue_devices, last_seen.get(opd_id, {}), node_states.get(opd_id, {}), now_ms, offline_after_ms
+            catalogue_devices,
+            last_seen.get(opd_id, {}),
+            node_states.get(opd_id, {}),
+            now_ms,
+            offline_after_ms,
+            terminals | attendance_devices.get(opd_id, set()),
         )
         employees = 0 if isinstance(entry, str) else entry.employees
         energy = _energy(windows, [answer.get(opd_id, {}) for answer in meters])
@@ -236,10 +242,12 @@ def _meter_registers(start: datetime, end: datetime) -> str:
 
 def _collect_devices(
     answer: list[Series],
-) -> tuple[dict[str, dict[tuple[str, str], int]], dict[str, list[overview.RoomReading]]]:
-    """Return the newest point time of each device and the newest room reading of each sensor, by OPD."""
+) -> tuple[dict[str, dict[tuple[str, str], int]], dict[str, list[overview.RoomReading]], dict[str, set[tuple[str, str]]]]:
+    """Return, by OPD, the newest point time of each device, the newest room reading of each
+    sensor, and the devices that sent attendance events."""
     last_seen: dict[str, dict[tuple[str, str], int]] = {}
     rooms: dict[str, list[overview.RoomReading]] = {}
+    attendance: dict[str, set[tuple[str, str]]] = {}
     for series in answer:
         if not series.rows:
             continue
@@ -247,6 +255,8 @@ def _collect_devices(
         row = series.rows[0]
         devices = last_seen.setdefault(opd_id, {})
         devices[(node, device)] = max(devices.get((node, device), 0), row["time"])
+        if series.name == MEASUREMENT_BY_STREAM["attendance"]:
+            attendance.setdefault(opd_id, set()).add((node, device))
         if series.name == MEASUREMENT_BY_STREAM["room"] and row.get("room"):
             rooms.setdefault(opd_id, []).append(
                 overview.RoomReading(
@@ -259,7 +269,7 @@ def _collect_devices(
                     humidity_pct=row.get("humidity_pct"),
                 )
             )
-    return last_seen, rooms
+    return last_seen, rooms, attendance
 
 
 def _collect_node_states(answer: list[Series]) -> dict[str, dict[str, str]]:
@@ -280,8 +290,8 @@ def _collect_meters(answer: list[Series]) -> dict[str, dict[tuple[str, ...], lis
     return meters
 
 
-def _catalogue_devices(opd: Opd) -> set[tuple[str, str]]:
-    return {(node.id, device.id) for node in opd.nodes for device in node.devices}
+def _catalogue_devices(opd: Opd, kind: DeviceKind | None = None) -> set[tuple[str, str]]:
+    return {(node.id, device.id) for node in opd.nodes for device in node.devices if kind is None or device.kind is kind}
 
 
 def _energy(
