@@ -202,3 +202,15 @@ def test_liveness_attendance_terminal_not_judged():
     now = T0 + 12 * 60 * MINUTE_MS
     tracker.status("dinkes", "gw-01", "online", now, now, retained=False, device_last_seen={"absen-01": T0})
     assert tracker.offline(now) == []
+
+
+def test_liveness_backfill_at_start_waits_for_timeout():
+    tracker = LivenessTracker(started_ms=T0, device_offline_s=600, node_offline_s=300)
+    # A backfill right after start: readings measured an hour before the monitor started.
+    tracker.reading("dinkes", "gw-01", "meter-01", T0 - 60 * MINUTE_MS, T0)
+    tracker.status("dinkes", "gw-01", "online", T0 + 5 * MINUTE_MS, T0 + 5 * MINUTE_MS, retained=False)
+    assert tracker.offline(T0 + 5 * MINUTE_MS) == []
+
+    tracker.status("dinkes", "gw-01", "online", T0 + 11 * MINUTE_MS, T0 + 11 * MINUTE_MS, retained=False)
+    offline = tracker.offline(T0 + 11 * MINUTE_MS)
+    assert [(item.device, item.since_ms) for item in offline] == [("meter-01", T0 - 60 * MINUTE_MS)]

@@ -10,8 +10,10 @@ A device is *offline* when its node is up and its newest reading is older than
 attendance terminal is silent whenever nobody punches, at night and at weekends, so its
 events only show that its node is up. The newest reading time is the largest ``ts`` seen from the device,
 from its readings and from its node's heartbeat (``device_last_seen``), never later than the
-receive time. Devices listed in the catalogue that never sent anything count from the time
-the tracker started, so a fresh start raises no alert before the timeout has passed.
+receive time. Silence is counted from the tracker's start at the earliest, so a fresh start
+raises no device alert before the timeout has passed: readings with old times (a backlog, a
+backfill) arrive first and would otherwise open alerts that close seconds later. The alert's
+start is still the device's newest reading.
 """
 
 from dataclasses import dataclass, field
@@ -103,7 +105,7 @@ class LivenessTracker:
 
             for device, seen_ms in entry.devices.items():
                 since_ms = seen_ms if seen_ms is not None else self.started_ms
-                if now_ms - since_ms > self.device_offline_ms:
+                if now_ms - max(since_ms, self.started_ms) > self.device_offline_ms:
                     found.append(Offline("device_offline", opd, node, device, since_ms))
         return found
 
