@@ -37,6 +37,7 @@ from .broker_identities import BrokerFiles, prepare_service_identities, provisio
 from .edge_offices import EdgeOffice, EdgeOfficeError, parse_edge_nodes
 from .influxdb import InfluxServer
 from .mosquitto import MosquittoServer
+from .ports import port_accepts
 from .process import ManagedProcess, ProcessError
 
 logger = logging.getLogger("devstack")
@@ -241,6 +242,21 @@ def run(args: argparse.Namespace, settings: LocalSettings) -> int:
 
     exit_code = 0
     try:
+        # A server started on a taken port fails in its log, while the readiness checks would
+        # talk to whatever already listens there (often a platform still running).
+        ports = [
+            ("SMARTOFFICE_MQTT_PORT", settings.mqtt_port),
+            ("SMARTOFFICE_INFLUX_PORT", settings.influx_port),
+            ("SMARTOFFICE_INFLUX_RPC_PORT", settings.influx_rpc_port),
+            ("SMARTOFFICE_API_PORT", settings.api_port),
+            ("SMARTOFFICE_METRICS_PORT", settings.metrics_port),
+        ]
+        for setting, port in ports:
+            if port and port_accepts("127.0.0.1", port):
+                raise ProcessError(
+                    f"port {port} on 127.0.0.1 is already in use, perhaps by a platform that is still "
+                    f"running: stop it, or choose another port with {setting}"
+                )
         for server in (mosquitto, influx):
             server.start()
             started.append(server)

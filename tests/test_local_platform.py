@@ -329,3 +329,30 @@ def _processes_with_env(entry: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_taken_port_named_in_error(tmp_path):
+    """A port already in use stops the start with a message naming the port and its setting."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(
+            os.environ,
+            SMARTOFFICE_LOCAL_DIR=str(tmp_path / "local"),
+            SMARTOFFICE_API_PORT=str(free_port()),
+            SMARTOFFICE_MQTT_PORT=str(port),
+            SMARTOFFICE_INFLUX_PORT=str(free_port()),
+            SMARTOFFICE_INFLUX_RPC_PORT=str(free_port()),
+            SMARTOFFICE_METRICS_PORT=str(free_port()),
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack", "--no-sim"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in output
+    assert "SMARTOFFICE_MQTT_PORT" in output
