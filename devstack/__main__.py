@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from pydantic import Field, ValidationError
@@ -64,6 +65,11 @@ class LocalSettings(BaseSettings):
         "setda/gw-01,dinkes/gw-01",
         description="Comma-separated '<opd>/<node>' catalogue nodes that run as real edge agents with simulated "
         "protocol devices, instead of being simulated directly. Empty: none",
+    )
+    edge_punch_schedule: Literal["office", "continuous"] = Field(
+        "office",
+        description="When the edge offices' simulated terminals punch: 'office' in the morning and afternoon of "
+        "weekdays, 'continuous' once per interval at any hour (for tests)",
     )
 
     @property
@@ -187,7 +193,16 @@ def _edge_offices(args: argparse.Namespace, settings: LocalSettings, mosquitto: 
         return []
     catalogue = load_catalogue(settings.catalogue_file)
     return [
-        EdgeOffice(opd, node, settings.local_dir, mosquitto, catalogue.regency.timezone, args.interval_s, seed=index)
+        EdgeOffice(
+            opd,
+            node,
+            settings.local_dir,
+            mosquitto,
+            catalogue.regency.timezone,
+            args.interval_s,
+            seed=index,
+            punch_schedule=settings.edge_punch_schedule,
+        )
         for index, (opd, node) in enumerate(parse_edge_nodes(settings.edge_nodes, catalogue), start=1)
     ]
 

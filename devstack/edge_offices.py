@@ -104,6 +104,7 @@ class EdgeOffice:
         timezone: str,
         interval_s: float,
         seed: int,
+        punch_schedule: str = "office",
     ) -> None:
         self.opd = opd
         self.node = node
@@ -114,6 +115,7 @@ class EdgeOffice:
         self.timezone = timezone
         self.interval_s = interval_s
         self.seed = seed
+        self.punch_schedule = punch_schedule
         self.ports: OfficePorts | None = None
         self.broker: MosquittoServer | None = None
         self.devices: ManagedProcess | None = None
@@ -198,6 +200,7 @@ class EdgeOffice:
             "--interval-s", f"{self.interval_s:g}",
             "--timezone", self.timezone,
             "--seed", str(self.seed),
+            "--punch-schedule", self.punch_schedule,
             "--zigbee-sensors", str(max(len(self._room_sensors()), 1)),
         ]  # fmt: skip
 

@@ -5,7 +5,10 @@ It starts the devices that the options request:
 - ``--modbus-port``: a Modbus TCP server with an SDM630 at unit 1 and an SDM120 at unit 2.
 - ``--mqtt-port``: a Tasmota plug, a Shelly Plus 1PM (Gen2), a Shelly Plug S (Gen1) and a
   Zigbee2MQTT bridge with one room sensor, publishing to that local broker.
-- ``--adms-url``: a ZKTeco terminal pushing one punch per interval to that ADMS server.
+- ``--adms-url``: a ZKTeco terminal pushing punches to that ADMS server. With
+  ``--punch-schedule office`` (the default) each employee punches in once between 06:45 and
+  08:00 and out once between 16:00 and 17:30 local time, Monday to Friday. With
+  ``continuous`` the terminal sends one punch per interval at any hour, for tests.
 
 ``--print-adapter-config`` prints the edge adapter entries (JSON) that read these devices.
 
@@ -22,7 +25,7 @@ import logging
 import random
 import signal
 import sys
-from datetime import datetime
+from datetime import date, datetime, time
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -62,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated values (default: 1)")
     parser.add_argument(
         "--zigbee-sensors", type=int, default=1, help="room sensors behind the Zigbee2MQTT bridge (default: 1)"
+    )
+    parser.add_argument(
+        "--punch-schedule",
+        choices=("office", "continuous"),
+        default="office",
+        help="office: punches in the morning and afternoon of weekdays; continuous: one per interval (default: office)",
     )
     parser.add_argument(
         "--print-adapter-config", action="store_true", help="print the matching edge adapter entries and exit"
@@ -180,11 +189,13 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     rng = random.Random(args.seed)
     server = office = terminal = None
     pending_punches: list[SimulatedPunch] = []
+    schedule = PunchSchedule(args.punch_schedule == "continuous", rng)
 
     if args.modbus_port:
         meters = [
             SimulatedSdmMeter(unit_id=1, model="sdm630"),
-            SimulatedSdmMeter(unit_id=2, model="sdm120", values=MeterValues(power_w=350.0)),
+            # 350 W at 230.1 V and power factor 0.98 draws 1.55 A.
+            SimulatedSdmMeter(unit_id=2, model="sdm120", values=MeterValues(power_w=350.0, current_a=1.55)),
         ]
         server = SdmModbusServer(meters, args.modbus_port, args.modbus_host)
         await server.start()
@@ -201,7 +212,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
             if office is not None:
                 office.publish(args.interval_s)
             if terminal is not None:
-                await _push_punch(terminal, pending_punches, zone, rng)
+                await _push_punch(terminal, pending_punches, schedule, zone)
             try:
                 await asyncio.wait_for(stop.wait(), args.interval_s)
             except TimeoutError:
@@ -219,16 +230,58 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
 MAX_PENDING_PUNCHES = 10_000
 """Punches the simulated terminal keeps until the server confirms them, like a terminal's log memory."""
 
+CHECK_IN_WINDOW = (time(6, 45), time(8, 0))
+CHECK_OUT_WINDOW = (time(16, 0), time(17, 30))
+"""Local times in which the simulated staff punch in and out on weekdays."""
 
-async def _push_punch(terminal: AdmsTerminal, pending: list[SimulatedPunch], zone: ZoneInfo, rng: random.Random) -> None:
-    """Record a new punch and upload every punch the server has not confirmed with ``OK`` yet.
+
+class PunchSchedule:
+    """Punch plan of the simulated staff: each employee in once and out once per weekday, or anyone at any time."""
+
+    def __init__(self, continuous: bool, rng: random.Random) -> None:
+        self.continuous = continuous
+        self.rng = rng
+        self._done: set[tuple[date, str, int]] = set()
+
+    def next_punch(self, local_now: datetime) -> SimulatedPunch | None:
+        """Return the punch to record at ``local_now`` (naive local time), or None."""
+        if self.continuous:
+            return SimulatedPunch(self.rng.choice(EMPLOYEE_PINS), local_now, status=self.rng.choice((0, 1)))
+        if local_now.weekday() >= 5:
+            return None
+
+        moment = local_now.time()
+        if CHECK_IN_WINDOW[0] <= moment < CHECK_IN_WINDOW[1]:
+            status = 0
+        elif CHECK_OUT_WINDOW[0] <= moment < CHECK_OUT_WINDOW[1]:
+            status = 1
+        else:
+            return None
+
+        waiting = [pin for pin in EMPLOYEE_PINS if (local_now.date(), pin, status) not in self._done]
+        # About one employee in three arrives at each tick, so punches spread over the window.
+        if not waiting or self.rng.random() > 0.35:
+            return None
+        pin = self.rng.choice(waiting)
+        self._done.add((local_now.date(), pin, status))
+        return SimulatedPunch(pin, local_now, status=status)
+
+
+async def _push_punch(
+    terminal: AdmsTerminal, pending: list[SimulatedPunch], schedule: PunchSchedule, zone: ZoneInfo
+) -> None:
+    """Record the schedule's next punch, if any, and upload every punch the server has not confirmed with ``OK`` yet.
 
     A real terminal keeps its records until the server acknowledges them, so a failed upload
     loses nothing: the punches go again with the next upload.
     """
     local_now = datetime.now(zone).replace(tzinfo=None, microsecond=0)
-    pending.append(SimulatedPunch(rng.choice(EMPLOYEE_PINS), local_now, status=rng.choice((0, 1))))
+    punch = schedule.next_punch(local_now)
+    if punch is not None:
+        pending.append(punch)
     del pending[:-MAX_PENDING_PUNCHES]
+    if not pending:
+        return
     try:
         response = await terminal.push_attlog(pending)
     except httpx.HTTPError as exc:

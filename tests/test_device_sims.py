@@ -202,8 +202,9 @@ async def test_protocol_devices_feed_edge_adapters(mosquitto, tmp_path):
     """The command-line office and its printed adapter entries work together."""
     modbus_port = free_port()
     args = build_parser().parse_args(
-        ["--mqtt-port", str(mosquitto.port), "--modbus-port", str(modbus_port), "--interval-s", "0.5", "--timezone", "Asia/Jakarta"]
-    )
+        ["--mqtt-port", str(mosquitto.port), "--modbus-port", str(modbus_port), "--interval-s", "0.5", "--timezone", "Asia/Jakarta",
+         "--punch-schedule", "continuous"]
+    )  # fmt: skip
     entries = {entry["type"]: entry for entry in adapter_config(args)}
     entries["zkteco_adms"].update(port=0, dedup_db_path=str(tmp_path / "punches.sqlite3"))
     for kind in ("tasmota", "shelly", "zigbee2mqtt"):
@@ -234,3 +235,35 @@ async def test_protocol_devices_feed_edge_adapters(mosquitto, tmp_path):
         "zkteco_adms": {"attendance"},
     }
     assert [problem for running in runs.values() for problem in running.contract_problems] == []
+
+
+def test_punch_schedule_office_hours():
+    import random
+    from datetime import datetime
+
+    from firmware_sim.protocol_devices import EMPLOYEE_PINS, PunchSchedule
+
+    schedule = PunchSchedule(continuous=False, rng=random.Random(1))
+    # Saturday morning and a weekday night: nobody punches.
+    assert schedule.next_punch(datetime(2026, 12, 5, 7, 15)) is None
+    assert schedule.next_punch(datetime(2026, 12, 4, 22, 0)) is None
+
+    # Friday 4 December 2026: every employee punches in once in the morning, out once later.
+    morning = [schedule.next_punch(datetime(2026, 12, 4, 7, 0, second)) for second in range(0, 60)]
+    ins = [punch for punch in morning if punch is not None]
+    assert sorted(punch.pin for punch in ins) == sorted(EMPLOYEE_PINS)
+    assert {punch.status for punch in ins} == {0}
+    afternoon = [schedule.next_punch(datetime(2026, 12, 4, 16, 30, second)) for second in range(0, 60)]
+    outs = [punch for punch in afternoon if punch is not None]
+    assert sorted(punch.pin for punch in outs) == sorted(EMPLOYEE_PINS)
+    assert {punch.status for punch in outs} == {1}
+
+
+def test_punch_schedule_continuous():
+    import random
+    from datetime import datetime
+
+    from firmware_sim.protocol_devices import PunchSchedule
+
+    schedule = PunchSchedule(continuous=True, rng=random.Random(1))
+    assert schedule.next_punch(datetime(2026, 12, 5, 2, 0)) is not None
