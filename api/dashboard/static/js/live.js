@@ -28,9 +28,10 @@ export function openLiveStream({ opd = null, onReading = () => {}, onAlert = () 
   source.addEventListener("alert", (event) => dispatch(event, onAlert));
   source.addEventListener("dropped", (event) => dispatch(event, onDropped));
 
+  // Closing on purpose reports nothing: the page that closes a stream is being replaced, and
+  // a late "closed" would overwrite the state of the next page's stream.
   return () => {
     source.close();
-    onState("closed");
   };
 }
 
