@@ -104,6 +104,7 @@ def test_overview_fields_of_published_opd(pipeline, unique_id):
 
     worst = entry["worst_room"]
     assert worst["room"] == "r1"
+    assert worst["name"] is None
     assert worst["device"] == "sensor-a"
     assert worst["co2_ppm"] == 1200.0
     assert worst["breaches"] == [{"field": "co2_ppm", "limit": "> 1000", "value": 1200.0}]

@@ -77,6 +77,7 @@ class WorstRoom(BaseModel):
     """The room whose newest reading is furthest outside comfort."""
 
     room: str
+    name: str | None = Field(description="Room name from the catalogue; null for a room it does not list")
     node: str
     device: str
     ts: int
@@ -180,7 +181,7 @@ async def read_overview(
                 attendance=_attendance(punched.get(opd_id, 0), employees),
                 energy=energy,
                 open_alerts=open_alerts.get(opd_id, 0),
-                worst_room=None if worst is None else _worst_room(worst, context),
+                worst_room=None if worst is None else _worst_room(worst, context, entry),
             )
         )
 
@@ -312,10 +313,12 @@ def _attendance(punched: int, employees: int) -> AttendanceToday:
     return AttendanceToday(punched=punched, employees=employees, rate=_round(rate))
 
 
-def _worst_room(worst: overview.WorstRoom, context: AppContext) -> WorstRoom:
+def _worst_room(worst: overview.WorstRoom, context: AppContext, entry: Opd | str) -> WorstRoom:
     reading = worst.reading
+    names = {} if isinstance(entry, str) else {room.id: room.name for room in entry.rooms}
     return WorstRoom(
         room=reading.room,
+        name=names.get(reading.room),
         node=reading.node,
         device=reading.device,
         ts=reading.ts,

@@ -166,7 +166,7 @@ function fillCard(card, entry, lastSeen) {
   fields.openAlerts.title = entry.open_alerts === null || entry.open_alerts === undefined ? t("overview.alerts_not_counted") : "";
 
   fields.worstRoom.textContent = entry.worst_room
-    ? `${entry.worst_room.room}: ${entry.worst_room.breaches.map(breachText).join("; ")}`
+    ? `${entry.worst_room.name ?? entry.worst_room.room}: ${entry.worst_room.breaches.map(breachText).join("; ")}`
     : t("overview.all_rooms_comfortable");
 
   const needsAttention = entry.devices.offline > 0 || entry.worst_room !== null || (entry.open_alerts ?? 0) > 0;
