@@ -19,7 +19,7 @@ Every time is a wall-clock time in the deployment's zone.
 """
 
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -168,6 +168,11 @@ class WorkdayCalendar:
         if schedule is None:
             return DayInfo(day, None, NonWorkdayReason.WEEKEND, None, is_ramadan)
         return DayInfo(day, schedule, ramadan=is_ramadan)
+
+    def is_open(self, moment: datetime) -> bool:
+        """Return True when ``moment`` (aware, in the deployment zone) falls within office hours."""
+        hours = self.hours_of(moment.date())
+        return hours is not None and hours[0] <= moment.time().replace(tzinfo=None) < hours[1]
 
     def hours_of(self, day: date) -> tuple[time, time] | None:
         """Return the opening and closing time of ``day``, or None on a non-workday.

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from paho.mqtt import publish
 
+from api.config import DEFAULT_ALERT_RULES
 from api.security.principals import Role
 from api.security.users_cli import create_user
 from devstack import InfluxServer, ManagedProcess, MosquittoServer, ProcessError, free_port
@@ -233,6 +235,7 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
         SMARTOFFICE_JWT_SECRET=TEST_JWT_SECRET,
         # Tests publish fixed dates up to years back, which a retention run would delete.
         SMARTOFFICE_ATTENDANCE_RETENTION_DAYS="0",
+        SMARTOFFICE_ALERT_RULES_FILE=str(any_hour_alert_rules(folder)),
     )
     api = ManagedProcess("api", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
     api.start()
@@ -254,6 +257,15 @@ def pipeline(tmp_path_factory, mosquitto, influx) -> Pipeline:
     )
     api.stop()
     ingest.stop()
+
+
+def any_hour_alert_rules(folder: Path) -> Path:
+    """Write the default alert rules with comfort judged at any hour, so tests do not depend on the clock."""
+    rules = yaml.safe_load(DEFAULT_ALERT_RULES.read_text(encoding="utf-8"))
+    rules["office_hours_only"] = False
+    path = folder / "alert_rules_any_hour.yaml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    return path
 
 
 def create_test_user(database_url: str, username: str, password: str, role: str, opds: list[str] | None = None) -> None:

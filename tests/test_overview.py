@@ -181,3 +181,22 @@ def test_silent_terminal_counts_online_while_node_up():
 
     down = count_devices({terminal, meter}, {meter: NOW_MS - 60_000}, {"gw-01": "offline"}, NOW_MS, 900_000, {terminal})
     assert (down.online, down.offline) == (1, 1)
+
+
+def test_worst_room_only_in_office_hours():
+    """With comfort limited to office hours, the overview judges no room on a Saturday night."""
+    from datetime import datetime
+
+    from api.config import DEFAULT_ALERT_RULES, DEFAULT_OFFICE_HOURS
+    from api.monitor.rules import load_alert_rules
+    from api.office_hours import load_office_hours
+    from api.routes.overview import _comfort_applies
+
+    class Context:
+        office_hours = load_office_hours(DEFAULT_OFFICE_HOURS)
+
+    rules = load_alert_rules(DEFAULT_ALERT_RULES)
+    assert _comfort_applies(Context, rules, "dinkes", datetime(2026, 12, 3, 10, 0, tzinfo=ZONE)) is True
+    assert _comfort_applies(Context, rules, "dinkes", datetime(2026, 12, 5, 21, 0, tzinfo=ZONE)) is False
+    any_hour = rules.model_copy(update={"office_hours_only": False})
+    assert _comfort_applies(Context, any_hour, "dinkes", datetime(2026, 12, 5, 21, 0, tzinfo=ZONE)) is True

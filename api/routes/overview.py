@@ -98,7 +98,10 @@ class OpdOverview(BaseModel):
     attendance: AttendanceToday
     energy: EnergyToday
     open_alerts: int = Field(description="Alerts of the OPD that are open now (comfort, device and node offline)")
-    worst_room: WorstRoom | None = Field(description="null when every room with a current reading is comfortable")
+    worst_room: WorstRoom | None = Field(
+        description="null when every room with a current reading is comfortable, and outside the OPD's office "
+        "hours when the alert rules limit comfort to them (the default)"
+    )
 
 
 class OverviewResponse(BaseModel):
@@ -169,7 +172,9 @@ async def read_overview(
         employees = 0 if isinstance(entry, str) else entry.employees
         energy = _energy(windows, [answer.get(opd_id, {}) for answer in meters])
         limits = comfort_limits(rules, opd_id) if rules is not None else overview.DEFAULT_LIMITS
-        worst = overview.worst_room(room_readings.get(opd_id, []), now_ms, offline_after_ms, limits)
+        worst = None
+        if _comfort_applies(context, rules, opd_id, now):
+            worst = overview.worst_room(room_readings.get(opd_id, []), now_ms, offline_after_ms, limits)
         opds.append(
             OpdOverview(
                 opd=opd_id,
@@ -311,6 +316,17 @@ def _energy(
 def _attendance(punched: int, employees: int) -> AttendanceToday:
     rate = overview.attendance_rate(punched, employees)
     return AttendanceToday(punched=punched, employees=employees, rate=_round(rate))
+
+
+def _comfort_applies(context: AppContext, rules, opd: str, now: datetime) -> bool:
+    """Return False outside the OPD's office hours when the alert rules limit comfort to them.
+
+    An empty office at night or at the weekend is neither cooled nor ventilated on purpose, so
+    its rooms are not judged then, as the comfort alerts are not.
+    """
+    if rules is None or not rules.office_hours_only or context.office_hours is None:
+        return True
+    return context.office_hours.calendar(opd).is_open(now)
 
 
 def _worst_room(worst: overview.WorstRoom, context: AppContext, entry: Opd | str) -> WorstRoom:
