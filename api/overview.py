@@ -160,7 +160,7 @@ def count_devices(
 
     ``last_seen_ms`` contains the newest point of each device that sent one within the lookback,
     ``node_states`` the newest ``node_status`` state of each node. ``event_devices`` (attendance
-    terminals) are silent whenever nobody punches, so one also counts as online while its node's
+    terminals) are silent whenever no employee punches, so one also counts as online while its node's
     newest state is online, as the alert monitor judges them.
     """
     known = catalogue_devices | set(last_seen_ms)

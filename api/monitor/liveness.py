@@ -7,7 +7,7 @@ alert of its own, and the node's alert stands for the office's link being down.
 
 A device is *offline* when its node is up and its newest reading is older than
 ``device_offline_s``. Only sampling devices (room sensors, energy meters) are judged: an
-attendance terminal is silent whenever nobody punches, at night and at weekends, so its
+attendance terminal is silent whenever no employee punches, at night and at weekends, so its
 events only show that its node is up. The newest reading time is the largest ``ts`` seen from the device,
 from its readings and from its node's heartbeat (``device_last_seen``), never later than the
 receive time. Silence is counted from the tracker's start at the earliest, so a fresh start
