@@ -563,3 +563,18 @@ def test_login_flow_stores_session(dashboard, stack):
     expect(page.locator('[data-field="user"]')).to_contain_text(username)
     assert page.evaluate("JSON.parse(sessionStorage.getItem('smartoffice.session')).user.username") == username
     page.close()
+
+
+def test_rejected_live_stream_leads_to_login(dashboard):
+    """A live stream the API rejects (an expired token) sends the user to the login screen."""
+    page = dashboard.open("#/")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "open")
+
+    # From now on the API rejects the token, as it does once the token has expired.
+    expired = {"detail": "Token kedaluwarsa.", "code": "token_expired", "parameter": None}
+    page.route("**/api/v1/live?*", lambda route: route.fulfill(status=401, json=expired))
+    page.route("**/api/v1/auth/me", lambda route: route.fulfill(status=401, json=expired))
+    page.evaluate("window.location.hash = '#/alerts'")
+
+    expect(page).to_have_url(re.compile(r"#/login"))
+    page.close()

@@ -6,9 +6,11 @@
  * acknowledged) and "dropped" events (this client read too slowly and lost `count` events).
  * After a dropped connection EventSource reconnects on its own, after the delay the API sends
  * (retry: 5000). After an error status such as 401 it stops, and onState receives "closed".
+ * EventSource does not tell which status ended it, so a closed stream asks the API who the
+ * user is: an expired token then gets the 401 that sends the user to the login screen.
  */
 
-import { apiUrl } from "./api.js";
+import { apiUrl, getJson } from "./api.js";
 import { currentToken } from "./auth.js";
 
 /**
@@ -23,7 +25,14 @@ export function openLiveStream({ opd = null, onReading = () => {}, onAlert = () 
   onState("connecting");
 
   source.addEventListener("open", () => onState("open"));
-  source.addEventListener("error", () => onState(source.readyState === EventSource.CLOSED ? "closed" : "connecting"));
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) {
+      onState("connecting");
+      return;
+    }
+    onState("closed");
+    getJson("auth/me").catch(() => {});
+  });
   source.addEventListener("reading", (event) => dispatch(event, onReading));
   source.addEventListener("alert", (event) => dispatch(event, onAlert));
   source.addEventListener("dropped", (event) => dispatch(event, onDropped));
