@@ -238,21 +238,29 @@ class LiveSubscriber:
         An invalid message is counted and skipped. A listener that raises is logged and does
         not stop the others or the live view.
         """
-        if self.listeners:
-            self._notify(topic, payload, retained)
-        event = self.build_event(topic, payload, retained)
-        if event is not None:
-            self.hub.publish(event)
+        parsed = self._parse(topic, payload)
+        if parsed is None:
+            return
 
-    def _notify(self, topic: str, payload: object, retained: bool) -> None:
+        parts, model = parsed
+        if self.listeners:
+            self._notify(topic, parts, model, retained)
+        if parts.stream in LIVE_STREAMS:
+            self.hub.publish(self._event(parts, model, retained))
+
+    def _parse(self, topic: str, payload: object) -> tuple[TopicParts, ContractModel] | None:
+        """Return the topic parts and payload model, or None (counted, logged at DEBUG) when either breaks the contract."""
         try:
             parts = parse_topic(topic)
             if not isinstance(payload, bytes):
-                return
-            model = parse_payload(parts.stream.value, payload).model
-        except (TopicError, ContractError):
-            return
+                raise ContractError("invalid_json", f"payload is a {type(payload).__name__}, not bytes")
+            return parts, parse_payload(parts.stream.value, payload).model
+        except (TopicError, ContractError) as exc:
+            self.rejected += 1
+            logger.debug("live view: message on %r not forwarded (%d so far): %s", topic, self.rejected, exc)
+            return None
 
+    def _notify(self, topic: str, parts: TopicParts, model: ContractModel, retained: bool) -> None:
         received_ms = int(time.time() * 1000)
         for listener in self.listeners:
             try:
@@ -261,20 +269,20 @@ class LiveSubscriber:
                 logger.exception("live view: listener %r failed on a message of %r", listener, topic)
 
     def build_event(self, topic: str, payload: object, retained: bool) -> LiveEvent | None:
-        """Return the event of one message, or None when its topic or payload breaks the contract."""
-        try:
-            parts = parse_topic(topic)
-            if parts.stream not in LIVE_STREAMS:
-                raise TopicError(f"topic {topic!r}: stream {parts.stream.value!r} is not part of the live view")
-            if not isinstance(payload, bytes):
-                raise ContractError("invalid_json", f"payload is a {type(payload).__name__}, not bytes")
-            parsed = parse_payload(parts.stream.value, payload)
-        except (TopicError, ContractError) as exc:
-            self.rejected += 1
-            logger.debug("live view: message on %r not forwarded (%d so far): %s", topic, self.rejected, exc)
+        """Return the event of one message, or None when its topic or payload breaks the contract
+        or its stream is not part of the live view."""
+        parsed = self._parse(topic, payload)
+        if parsed is None:
             return None
+        parts, model = parsed
+        if parts.stream not in LIVE_STREAMS:
+            self.rejected += 1
+            logger.debug("live view: message on %r not forwarded: stream %r is not part of the live view", topic, parts.stream.value)
+            return None
+        return self._event(parts, model, retained)
 
-        fields = parsed.model.model_dump(mode="json", exclude_none=True)
+    def _event(self, parts: TopicParts, model: ContractModel, retained: bool) -> LiveEvent:
+        fields = model.model_dump(mode="json", exclude_none=True)
         device = fields.pop("device", None)
         ts = fields.pop("ts", None)
         if ts is None:
