@@ -357,3 +357,14 @@ def test_login_written_to_audit_log(auth_api, admin_headers):
     entries = audit_actions(url, admin_headers, action="auth.login", actor=f"user:{username}")
     assert len(entries) == 1
     assert entries[0]["detail"] == {"address": "127.0.0.1"}
+
+
+def test_principal_scope_of_listing():
+    from api.security.principals import Principal, Role
+
+    manager = Principal(kind="user", name="siti", role=Role.FACILITY_MANAGER, opds=frozenset({"dinkes", "bappeda"}))
+    leader = Principal(kind="user", name="bupati", role=Role.LEADERSHIP, opds=None)
+    assert manager.scope(None) == ["bappeda", "dinkes"]
+    assert manager.scope(["dinkes", "setda"]) == ["dinkes"]
+    assert leader.scope(None) is None
+    assert leader.scope(["setda"]) == ["setda"]

@@ -76,9 +76,7 @@ def list_alerts(
         if problem:
             raise ApiError(422, "invalid_parameter", parameter="opd", name="opd", problem=problem)
 
-    # A filter outside the caller's scope is rejected before this point; without a filter,
-    # the caller sees the OPDs in scope.
-    scope = principal.visible(opd) if opd else (None if principal.opds is None else sorted(principal.opds))
+    scope = principal.scope(opd)
     store = AlertStore(context.registry)
     chosen = None if state is AlertState.ALL else state.value
     rows = store.find(chosen, scope, limit, kind)

@@ -122,9 +122,7 @@ def list_nodes(
         if problem:
             raise ApiError(422, "invalid_parameter", parameter="opd", name="opd", problem=problem)
 
-    # A filter outside the caller's scope is rejected before this point; without a filter,
-    # the caller sees the OPDs in scope.
-    scope = principal.visible(opd) if opd else (None if principal.opds is None else sorted(principal.opds))
+    scope = principal.scope(opd)
     states = {(row.opd_key, row.node_key): row for row in NodeStateStore(context.registry).all(scope)}
     desired = NodeConfigStore(context.registry).latest_versions()
     names = {(entry.id, node.id): node.name for entry in context.catalogue.opds for node in entry.nodes}

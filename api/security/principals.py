@@ -71,6 +71,18 @@ class Principal:
         """Return the ids of ``opds`` in the caller's scope, in their order."""
         return [opd for opd in opds if self.may_see_opd(opd)]
 
+    def scope(self, requested: list[str] | None) -> list[str] | None:
+        """Return the OPDs a listing covers: the requested ones in scope, else every OPD in scope.
+
+        None means every OPD. A listing whose ``opd`` filter names an OPD outside the scope is
+        rejected with 403 before the route runs, so ``requested`` is normally in scope.
+        """
+        if requested:
+            return self.visible(requested)
+        if self.opds is None:
+            return None
+        return sorted(self.opds)
+
     def may_see_personal_data(self, opd: str) -> bool:
         """Return True when the caller may see per-employee attendance, NIP and name of ``opd``."""
         return self.role in PERSONAL_DATA_ROLES and self.may_see_opd(opd)
