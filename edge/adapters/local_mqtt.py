@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from .base import Adapter
 from .readings import ProblemLog
 from .retry import Backoff
 
@@ -136,6 +137,37 @@ class LocalSubscription:
                     await self.handle(_incoming(message))
             finally:
                 self.connected.clear()
+
+
+class LocalBrokerAdapter(Adapter):
+    """An adapter fed by one subscription on the office's local broker.
+
+    A subclass builds its topic table, calls ``subscribe`` from its constructor and handles
+    each message in ``_handle``; ``run`` logs the start and stop around the subscription.
+    """
+
+    label: str = "local broker"
+    """Name of the device family in the start and stop log lines, e.g. ``Tasmota``."""
+
+    logger: logging.Logger = logging.getLogger(__name__)
+
+    def subscribe(self, topics: list[str]) -> None:
+        """Create the subscription to ``topics`` with the adapter's broker settings."""
+        broker = self.settings.broker
+        self.subscription = LocalSubscription(
+            broker, broker.client_id or default_client_id(self.settings.id), topics, self._handle, self.logger, self.settings.id
+        )
+
+    async def run(self) -> None:
+        """Subscribe and emit readings until cancelled."""
+        self.logger.info("%s: starting %s adapter for %d devices", self.settings.id, self.label, len(self.settings.devices))
+        try:
+            await self.subscription.run()
+        finally:
+            self.logger.info("%s: %s adapter stopped", self.settings.id, self.label)
+
+    async def _handle(self, message: "IncomingMessage") -> None:
+        raise NotImplementedError
 
 
 def default_client_id(adapter_id: str) -> str:

@@ -35,15 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.ids import Id
 
-from .base import Adapter, AdapterSettings, AdapterStats, DeviceReading, Emit
+from .base import AdapterSettings, AdapterStats, DeviceReading, Emit
 from .device_time import MS_PER_S, DeviceTimeError, checked_device_ts, epoch_seconds_to_ms
 from .local_mqtt import (
     Availability,
     IncomingMessage,
+    LocalBrokerAdapter,
     LocalBrokerSettings,
-    LocalSubscription,
     PayloadError,
-    default_client_id,
     parse_json_object,
 )
 from .readings import FieldCollector, ProblemLog
@@ -118,8 +117,11 @@ class _DeviceState:
     power_received_ms: int = 0
 
 
-class ShellyAdapter(Adapter):
+class ShellyAdapter(LocalBrokerAdapter):
     """Turns Shelly Gen1 and Gen2 energy data into energy readings."""
+
+    label = "Shelly"
+    logger = logger
 
     type_name = "shelly"
     Settings = ShellySettings
@@ -135,22 +137,7 @@ class ShellyAdapter(Adapter):
             for topic, kind in _device_topics(device):
                 self._targets.setdefault(topic, []).append((device, kind))
 
-        self.subscription = LocalSubscription(
-            settings.broker,
-            settings.broker.client_id or default_client_id(settings.id),
-            list(self._targets),
-            self._handle,
-            logger,
-            settings.id,
-        )
-
-    async def run(self) -> None:
-        """Subscribe to the devices' topics and emit their readings until cancelled."""
-        logger.info("%s: starting Shelly adapter for %d channels", self.settings.id, len(self.settings.devices))
-        try:
-            await self.subscription.run()
-        finally:
-            logger.info("%s: Shelly adapter stopped", self.settings.id)
+        self.subscribe(list(self._targets))
 
     async def _handle(self, message: IncomingMessage) -> None:
         if not message.payload:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.ids import Id
 
-from .base import Adapter, AdapterSettings, AdapterStats, DeviceReading, Emit
+from .base import AdapterSettings, AdapterStats, DeviceReading, Emit
 from .device_time import (
     MS_PER_S,
     DeviceTimeError,
@@ -39,10 +39,9 @@ from .device_time import (
 from .local_mqtt import (
     Availability,
     IncomingMessage,
+    LocalBrokerAdapter,
     LocalBrokerSettings,
-    LocalSubscription,
     PayloadError,
-    default_client_id,
     parse_json_object,
 )
 from .readings import FieldCollector, ProblemLog
@@ -111,8 +110,11 @@ class TasmotaSettings(AdapterSettings):
         return self
 
 
-class TasmotaAdapter(Adapter):
+class TasmotaAdapter(LocalBrokerAdapter):
     """Turns Tasmota ``SENSOR`` messages into energy and room readings."""
+
+    label = "Tasmota"
+    logger = logger
 
     type_name = "tasmota"
     Settings = TasmotaSettings
@@ -129,22 +131,7 @@ class TasmotaAdapter(Adapter):
             self._targets[base + "SENSOR"] = (device, "SENSOR")
             self._targets[base + "LWT"] = (device, "LWT")
 
-        self.subscription = LocalSubscription(
-            settings.broker,
-            settings.broker.client_id or default_client_id(settings.id),
-            list(self._targets),
-            self._handle,
-            logger,
-            settings.id,
-        )
-
-    async def run(self) -> None:
-        """Subscribe to the devices' topics and emit their readings until cancelled."""
-        logger.info("%s: starting Tasmota adapter for %d devices", self.settings.id, len(self.settings.devices))
-        try:
-            await self.subscription.run()
-        finally:
-            logger.info("%s: Tasmota adapter stopped", self.settings.id)
+        self.subscribe(list(self._targets))
 
     async def _handle(self, message: IncomingMessage) -> None:
         target = self._targets.get(message.topic)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contract.ids import Id
 
-from .base import Adapter, AdapterSettings, AdapterStats, DeviceReading, Emit
+from .base import AdapterSettings, AdapterStats, DeviceReading, Emit
 from .device_time import (
     MS_PER_S,
     DeviceTimeError,
@@ -38,10 +38,9 @@ from .device_time import (
 from .local_mqtt import (
     Availability,
     IncomingMessage,
+    LocalBrokerAdapter,
     LocalBrokerSettings,
-    LocalSubscription,
     PayloadError,
-    default_client_id,
     parse_json_object,
 )
 from .readings import FieldCollector, ProblemLog
@@ -123,8 +122,11 @@ def parse_availability(payload: bytes) -> bool | None:
     raise PayloadError(f"availability payload {text[:60]!r} is neither online nor offline")
 
 
-class Zigbee2MqttAdapter(Adapter):
+class Zigbee2MqttAdapter(LocalBrokerAdapter):
     """Turns Zigbee2MQTT state messages into room readings."""
+
+    label = "Zigbee2MQTT"
+    logger = logger
 
     type_name = "zigbee2mqtt"
     Settings = Zigbee2MqttSettings
@@ -143,22 +145,7 @@ class Zigbee2MqttAdapter(Adapter):
             self._targets[f"{base}/{device.friendly_name}"] = (device, "state")
             self._targets[f"{base}/{device.friendly_name}/availability"] = (device, "availability")
 
-        self.subscription = LocalSubscription(
-            settings.broker,
-            settings.broker.client_id or default_client_id(settings.id),
-            list(self._targets),
-            self._handle,
-            logger,
-            settings.id,
-        )
-
-    async def run(self) -> None:
-        """Subscribe to the bridge and device topics and emit room readings until cancelled."""
-        logger.info("%s: starting Zigbee2MQTT adapter for %d devices", self.settings.id, len(self.settings.devices))
-        try:
-            await self.subscription.run()
-        finally:
-            logger.info("%s: Zigbee2MQTT adapter stopped", self.settings.id)
+        self.subscribe(list(self._targets))
 
     async def _handle(self, message: IncomingMessage) -> None:
         target = self._targets.get(message.topic)
