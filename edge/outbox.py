@@ -230,7 +230,7 @@ class Outbox:
             try:
                 await self._call(self._insert_sync, [(stream, device, payload) for stream, device, payload, _ in batch])
             except Exception as exc:
-                # Every waiting append must get an answer, or its adapter would wait forever.
+                # Every waiting append must get a result, or its adapter would wait forever.
                 if not isinstance(exc, OutboxError):
                     logger.exception("queue %s: writing %d readings failed", self.path, len(batch))
                     exc = OutboxError(f"queue {self.path}: writing {len(batch)} readings failed: {exc!r}")

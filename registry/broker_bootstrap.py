@@ -4,7 +4,7 @@ The plugin loads its clients, roles and ACLs from one JSON file (``plugin_opt_co
 and rewrites that file after every change made through the control API. Before the first
 start the file must exist and hold an administrator, or no client can make changes. This module
 writes that file together with a credentials file of the three service identities. Both
-files are created with mode 0600, because the credentials file holds plain passwords and the
+files are created with mode 0600, because the credentials file contains plain passwords and the
 plugin file password hashes.
 
 Node identities are not written here: they are provisioned on the running broker

@@ -7,26 +7,13 @@ hours, so the tests do not depend on the time of day they run at.
 """
 
 import json
-import os
-import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from conftest import (
-    PIPELINE_ADMIN,
-    PIPELINE_ADMIN_PASSWORD,
-    REPO_ROOT,
-    TEST_JWT_SECRET,
-    TEST_PSEUDONYM_KEY,
-    _answers,
-    create_test_user,
-    login,
-    wait_until,
-)
-from devstack import ManagedProcess, free_port
+from conftest import PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD, create_test_user, login, start_api, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -60,30 +47,20 @@ def monitor_api(pipeline, tmp_path_factory):
     folder = tmp_path_factory.mktemp("monitor")
     rules_file = folder / "alert_rules.yaml"
     rules_file.write_text(RULES, encoding="utf-8")
-    port = free_port()
-    database_url = f"sqlite:///{folder / 'registry.sqlite3'}"
+    database_url = f"sqlite:///{folder / 'api-monitor-registry.sqlite3'}"
     create_test_user(database_url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD, "admin")
-    env = dict(
-        os.environ,
-        SMARTOFFICE_MQTT_HOST=pipeline.mosquitto.host,
-        SMARTOFFICE_MQTT_PORT=str(pipeline.mosquitto.port),
-        SMARTOFFICE_INFLUX_URL=pipeline.influx.url,
-        SMARTOFFICE_INFLUX_DB=pipeline.database,
-        SMARTOFFICE_API_PORT=str(port),
-        SMARTOFFICE_ALERT_RULES_FILE=str(rules_file),
-        SMARTOFFICE_MONITOR_CHECK_INTERVAL_S="1",
-        SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
-        SMARTOFFICE_DATABASE_URL=database_url,
-        SMARTOFFICE_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
-        SMARTOFFICE_JWT_SECRET=TEST_JWT_SECRET,
+
+    api, url = start_api(
+        folder,
+        pipeline.mosquitto,
+        pipeline.influx,
+        pipeline.database,
+        name="api-monitor",
+        alert_rules_file=str(rules_file),
+        monitor_check_interval_s="1",
     )
-    api = ManagedProcess("api-monitor", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
-    api.start()
-    url = f"http://127.0.0.1:{port}"
-    api.wait_ready(lambda: _answers(url + "/openapi.json"), timeout_s=30)
-    client = httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)}"}, timeout=10
-    )
+    token = login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
     client.database_url = database_url
     # The live subscription connects in the background: wait until a message gets through.
     assert wait_until(lambda: _subscribed(pipeline, client), timeout_s=20)

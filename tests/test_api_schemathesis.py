@@ -4,7 +4,7 @@ Schemathesis 4.32 generates requests from ``/openapi.json`` of the ``pipeline`` 
 number per operation (``MAX_EXAMPLES``, derandomized so a failure repeats), in positive and
 negative mode, and sends them with the pipeline's admin token. ``/api/v1/live`` is left out,
 because its response never ends. A 503 whose code reports that an optional backend is not
-configured (node provisioning needs the broker's dynsec admin) is the documented answer, not
+configured (node provisioning needs the broker's dynsec admin) is the documented response, not
 a server error.
 
 NOTE: schemathesis's pytest plugin (``schema.parametrize``) fails under pytest 9.2 with

@@ -5,7 +5,7 @@ attendance. ``test_matrix_covers_every_route`` builds the app and fails for any 
 is missing from the table, so a new router cannot ship without a decision here. The other
 tests call the ``pipeline`` API as each caller and check the status and error code:
 
-- no token: 401 ``not_authenticated`` (public routes answer without one),
+- no token: 401 ``not_authenticated`` (public routes respond without one),
 - a role the route does not admit: 403 ``role_forbidden``,
 - a facility manager or integration token on an OPD outside its scope: 403 ``opd_forbidden``,
 - leadership or integration on per-employee attendance: 403 ``personal_data_forbidden``,

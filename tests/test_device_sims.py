@@ -244,7 +244,7 @@ def test_punch_schedule_office_hours():
     from firmware_sim.protocol_devices import EMPLOYEE_PINS, PunchSchedule
 
     schedule = PunchSchedule(continuous=False, rng=random.Random(1))
-    # Saturday morning and a weekday night: nobody punches.
+    # Saturday morning and a weekday night: no punches.
     assert schedule.next_punch(datetime(2026, 12, 5, 7, 15)) is None
     assert schedule.next_punch(datetime(2026, 12, 4, 22, 0)) is None
 

@@ -843,7 +843,7 @@ def test_plain_mqtt_port_is_not_published():
 
 
 def test_node_broker_is_tls_listener():
-    """Provisioned nodes are told to connect to the published TLS listener, with TLS."""
+    """Provisioned nodes get the address of the published TLS listener, with TLS on."""
     environment = service_environment("api")
     port = environment.get("SMARTOFFICE_NODE_BROKER_PORT")
     tls_listener = broker_listeners()[1]
@@ -1019,7 +1019,7 @@ def test_broker_config_path_exists_in_deployment(directive, deployment):
 
 
 def test_broker_init_files_are_private(deployment):
-    """Every file broker-init writes has mode 0600, because each holds a password or a password hash."""
+    """Every file broker-init writes has mode 0600, because each contains a password or a password hash."""
     written = [command_options(BROKER_INIT)["--dynsec-file"][0], command_options(BROKER_INIT)["--credentials-file"][0]]
     written += list(broker_init_destinations("--password-file")) + list(broker_init_destinations("--client-options-file"))
     for path in written:

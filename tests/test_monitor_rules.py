@@ -198,7 +198,7 @@ def test_liveness_never_seen_device_waits_for_timeout():
 def test_liveness_attendance_terminal_not_judged():
     tracker = LivenessTracker(started_ms=T0, device_offline_s=600, node_offline_s=300)
     tracker.reading("dinkes", "gw-01", "absen-01", T0, T0, sampled=False)
-    # Nobody punches all night; the node's heartbeat even lists the terminal.
+    # No punches all night, and the node's heartbeat even lists the terminal.
     now = T0 + 12 * 60 * MINUTE_MS
     tracker.status("dinkes", "gw-01", "online", now, now, retained=False, device_last_seen={"absen-01": T0})
     assert tracker.offline(now) == []

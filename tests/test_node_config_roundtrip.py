@@ -7,29 +7,24 @@ which records node states and configuration reports.
 
 import json
 import os
-import sys
 
 import httpx
 import paho.mqtt.publish as publish
 import pytest
 
-from conftest import (
-    PIPELINE_ADMIN,
-    PIPELINE_ADMIN_PASSWORD,
-    REPO_ROOT,
-    TEST_JWT_SECRET,
-    TEST_PSEUDONYM_KEY,
-    _answers,
-    create_test_user,
-    login,
-    wait_until,
-)
-from devstack import ManagedProcess, MosquittoServer, free_port
+from conftest import PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD, create_test_user, login, start_api, wait_until
+from devstack import MosquittoServer, free_port
 from edge_helpers import NODE, CentralSubscriber, EdgeProcess, json_adapter, write_edge_config
 from registry.db import make_engine, session_factory
 from api.monitor.node_states import NodeConfigStore
 
 pytestmark = pytest.mark.integration
+
+
+class _NoInflux:
+    """InfluxDB address with nothing listening, for an API that does not query it."""
+
+    url = f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -44,27 +39,12 @@ def office(tmp_path_factory, mosquitto):
     edge = EdgeProcess(config_path)
     edge.start()
 
-    database_url = f"sqlite:///{folder / 'registry.sqlite3'}"
+    database_url = f"sqlite:///{folder / 'api-config-registry.sqlite3'}"
     create_test_user(database_url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD, "admin")
-    port = free_port()
-    env = dict(
-        os.environ,
-        SMARTOFFICE_MQTT_HOST=mosquitto.host,
-        SMARTOFFICE_MQTT_PORT=str(mosquitto.port),
-        SMARTOFFICE_INFLUX_URL=f"http://127.0.0.1:{free_port()}",
-        SMARTOFFICE_API_PORT=str(port),
-        SMARTOFFICE_DATABASE_URL=database_url,
-        SMARTOFFICE_DEAD_LETTER_PATH=str(folder / "dead-letters.sqlite3"),
-        SMARTOFFICE_PSEUDONYM_KEY=TEST_PSEUDONYM_KEY,
-        SMARTOFFICE_JWT_SECRET=TEST_JWT_SECRET,
-    )
-    api = ManagedProcess("api-config", [sys.executable, "-m", "api"], folder / "api.log", env=env, cwd=REPO_ROOT)
-    api.start()
-    url = f"http://127.0.0.1:{port}"
-    api.wait_ready(lambda: _answers(url + "/openapi.json"), timeout_s=30)
-    client = httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)}"}, timeout=15
-    )
+    # No InfluxDB: the node routes need only the broker and the registry.
+    api, url = start_api(folder, mosquitto, _NoInflux(), "unused", name="api-config")
+    token = login(url, PIPELINE_ADMIN, PIPELINE_ADMIN_PASSWORD)
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
     subscriber = CentralSubscriber(mosquitto, opd)
 
     yield {"opd": opd, "local": local, "client": client, "edge": edge, "subscriber": subscriber, "database_url": database_url}

@@ -8,7 +8,7 @@ edge node's backlog may arrive after newer live readings.
 - A value above ``high.warning`` (or below ``low.warning``) is out of range, and beyond the
   ``critical`` level the severity is critical. A value equal to a limit is inside it.
 - An alert opens once the value has stayed out of range for ``min_duration_s`` of reading
-  time; its start is the first reading out of range.
+  time. Its start is the first reading out of range.
 - An open alert follows the value: it escalates to critical and back, and keeps the peak.
 - It closes at the first reading back inside the limit by ``hysteresis`` (below
   ``high.warning - hysteresis``, above ``low.warning + hysteresis``), at that reading's time.

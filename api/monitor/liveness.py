@@ -11,9 +11,9 @@ attendance terminal is silent whenever no employee punches, at night and at week
 events only show that its node is up. The newest reading time is the largest ``ts`` seen from the device,
 from its readings and from its node's heartbeat (``device_last_seen``), never later than the
 receive time. Silence is counted from the tracker's start at the earliest, so a fresh start
-raises no device alert before the timeout has passed: readings with old times (a backlog, a
-backfill) arrive first and would otherwise open alerts that close seconds later. The alert's
-start is still the device's newest reading.
+raises no device alert before the timeout has passed. Readings with old times (a backlog, a
+backfill) arrive first after a start and would otherwise open alerts that close seconds
+later. The alert's start is still the device's newest reading.
 """
 
 from dataclasses import dataclass, field

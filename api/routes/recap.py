@@ -1,6 +1,6 @@
 """Attendance recap (rekap kehadiran) of one OPD: statuses per employee and local day."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request

@@ -1,4 +1,4 @@
-"""Who is calling: a logged-in user or an integration token, with its role and OPD scope.
+"""Caller of a request: a logged-in user or an integration token, with its role and OPD scope.
 
 Roles:
 

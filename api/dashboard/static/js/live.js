@@ -6,8 +6,8 @@
  * acknowledged) and "dropped" events (this client read too slowly and lost `count` events).
  * After a dropped connection EventSource reconnects on its own, after the delay the API sends
  * (retry: 5000). After an error status such as 401 it stops, and onState receives "closed".
- * EventSource does not tell which status ended it, so a closed stream asks the API who the
- * user is: an expired token then gets the 401 that sends the user to the login screen.
+ * EventSource does not report which status ended it, so a closed stream requests
+ * GET /api/v1/auth/me. For an expired token that request gets the 401 that opens the login screen.
  */
 
 import { apiUrl, getJson } from "./api.js";
