@@ -118,7 +118,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "id": "Pemantauan alert tidak berjalan di proses API ini (SMARTOFFICE_MONITOR_ENABLED=false).",
         "en": "The alert monitor does not run in this API process (SMARTOFFICE_MONITOR_ENABLED=false).",
     },
-    "broker_unavailable": {
+    "node_config_not_published": {
         "id": "Broker MQTT tidak dapat dihubungi, sehingga konfigurasi belum dikirim ke node. Coba lagi nanti.",
         "en": "The MQTT broker cannot be reached, so the configuration was not sent to the node. Try again later.",
     },

@@ -31,7 +31,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import paho.mqtt.client as mqtt
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -275,3 +275,23 @@ def test_data_routes_are_503_when_influx_down(api_without_backends, path):
     assert response.status_code == 503
     assert response.json()["code"] == "influx_unavailable"
     assert "Traceback" not in api.log_tail(200)
+
+
+def test_node_config_503_when_broker_down(api_without_backends):
+    url, _ = api_without_backends
+    settings = {"heartbeat_s": 30, "adapters": []}
+    response = httpx.put(f"{url}/api/v1/opds/setda/nodes/gw-01/config", json={"settings": settings}, timeout=30)
+    assert response.status_code == 503
+    assert response.json()["code"] == "node_config_not_published"
+    assert "konfigurasi" in response.json()["detail"]
+
+
+def test_message_codes_are_unique():
+    """A repeated key in the message table silently replaces the earlier message."""
+    import ast
+
+    tree = ast.parse((REPO_ROOT / "api" / "messages.py").read_text(encoding="utf-8"))
+    table = next(node.value for node in ast.walk(tree) if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "MESSAGES")
+    codes = [key.value for key in table.keys]
+    repeated = sorted({code for code in codes if codes.count(code) > 1})
+    assert repeated == []

@@ -195,7 +195,7 @@ async def write_node_config(
         await publish_node_config(context.settings, opd, node, message)
     except aiomqtt.MqttError as exc:
         logger.error("configuration version %d of %s/%s not published: %s", row.version, opd, node, exc)
-        raise ApiError(503, "broker_unavailable") from None
+        raise ApiError(503, "node_config_not_published") from None
 
     logger.info("configuration version %d of %s/%s set by %s", row.version, opd, node, principal.actor)
     return _config_out(context, opd, node)

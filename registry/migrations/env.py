@@ -1,7 +1,6 @@
 """Alembic environment: runs the registry's migrations on the URL the caller configured."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from registry.db import make_engine
 from registry.models import Base
